@@ -1,0 +1,80 @@
+"""The plain data that flows from the rules to the fixer and the reporters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .rules import RULES
+
+#: A location inside a JSON document: object keys (str) and list indices (int).
+JsonPath = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Fix:
+    """Set each JSON path to a value; the edit engine turns that into text edits.
+
+    Missing parent objects on a path are created. Values are plain JSON values.
+    """
+
+    applicability: str  # rules.SAFE or rules.UNSAFE
+    sets: tuple[tuple[JsonPath, Any], ...]
+    description: str
+
+
+@dataclass
+class Finding:
+    code: str
+    path: str
+    message: str
+    #: Where in the JSON document the finding points (for line numbers).
+    json_path: JsonPath | None = None
+    fix: Fix | None = None
+    fixed: bool = False
+    line: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rule(self):
+        return RULES[self.code]
+
+    @property
+    def name(self) -> str:
+        return self.rule.name
+
+    @property
+    def severity(self) -> str:
+        return self.rule.severity
+
+    @property
+    def fixable(self) -> bool:
+        return self.fix is not None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "name": self.name,
+            "severity": self.severity,
+            "path": self.path,
+            "line": self.line,
+            "message": self.message,
+            "fixable": self.fixable,
+            "fix_applicability": self.fix.applicability if self.fix else None,
+            "fixed": self.fixed,
+            "url": self.rule.url,
+        }
+
+
+@dataclass
+class FileResult:
+    """Everything adapter-guard learnt about one adapter_config.json."""
+
+    path: str
+    findings: list[Finding] = field(default_factory=list)
+    #: Unified diff of the planned or applied fix, if any.
+    diff: str = ""
+    #: Whether the file on disk was rewritten.
+    written: bool = False
+    #: A message for a write that failed (read-only directory, symlink, ...).
+    write_error: str | None = None

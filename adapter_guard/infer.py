@@ -1,0 +1,224 @@
+"""Live-shape inference: what the adapter tensors prove, from shapes alone.
+
+Pure functions over ``{tensor name: shape}``. The file lint feeds them shapes
+from the safetensors header; the MLX live-module code (``adapter_guard.mlx``)
+feeds them ``module.lora_a.shape`` and friends. One set of helpers, not two.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+ADAPTER_LEAVES = frozenset({"lora_a", "lora_b", "m"})
+
+Shape = tuple[int, ...]
+
+# ``model.layers.3.self_attn.q_proj``, ``language_model.model.layers.12.mlp``,
+# ``layers.0.attention.wq``: the prefix ends in ``layers``, then the index.
+_LAYER_RE = re.compile(r"^(?P<prefix>(?:.*\.)?layers)\.(?P<index>\d+)(?:\.(?P<rest>.+))?$")
+
+
+@dataclass(frozen=True)
+class RankResult:
+    """The rank of one module, or why there is none."""
+
+    rank: int | None
+    layout: str  # "linear", "switch", "legacy-switch", or "unknown"
+    reason: str | None = None  # set when rank is None
+
+
+def infer_rank(lora_a: Sequence[int], lora_b: Sequence[int]) -> RankResult:
+    """Read the rank from an mlx-lm ``lora_a``/``lora_b`` pair.
+
+    ======================  =================  ==================  ===============
+    layout                  lora_a             lora_b              rank
+    ======================  =================  ==================  ===============
+    Linear / Embedding      (in, r)            (r, out)            a[-1] == b[0]
+    switch (>= 0.28.3)      (E, r, in)         (E, out, r)         a[-2] == b[-1]
+    legacy switch           (r*E, in)          (E, out, r)         b[-1], a[0]==E*r
+    ======================  =================  ==================  ===============
+
+    When the factors disagree the rank is *contradicted*: ``rank`` is None and
+    ``reason`` says why. There is deliberately no fallback to another axis.
+    """
+    a, b = tuple(lora_a), tuple(lora_b)
+    if any(d <= 0 for d in a + b):
+        return RankResult(None, "unknown", f"zero-sized factor: lora_a {a}, lora_b {b}")
+    if len(a) == 2 and len(b) == 2:
+        if a[1] == b[0]:
+            return RankResult(a[1], "linear")
+        return RankResult(None, "linear", f"lora_a {a} has rank {a[1]} on axis -1, lora_b {b} has {b[0]} on axis 0")
+    if len(a) == 3 and len(b) == 3:
+        if a[0] != b[0]:
+            return RankResult(None, "switch", f"expert counts differ: lora_a {a}, lora_b {b}")
+        if a[1] == b[2]:
+            return RankResult(a[1], "switch")
+        return RankResult(None, "switch", f"lora_a {a} has rank {a[1]} on axis -2, lora_b {b} has {b[2]} on axis -1")
+    if len(a) == 2 and len(b) == 3:
+        experts, rank = b[0], b[2]
+        if a[0] == experts * rank:
+            return RankResult(rank, "legacy-switch")
+        return RankResult(
+            None, "legacy-switch", f"lora_a {a} axis 0 is {a[0]}, not experts*rank = {experts}*{rank} from lora_b {b}"
+        )
+    return RankResult(None, "unknown", f"no known layout has lora_a {a} with lora_b {b}")
+
+
+def split_tensor_name(name: str) -> tuple[str, str]:
+    """``model.layers.0.self_attn.q_proj.lora_a`` -> (module path, leaf)."""
+    module, _, leaf = name.rpartition(".")
+    return module, leaf
+
+
+@dataclass(frozen=True)
+class LayerPath:
+    prefix: str  # e.g. "model.layers" or "language_model.model.layers"
+    index: int
+    relative: str  # layer-relative module name, e.g. "self_attn.q_proj"
+
+
+def layer_path(module: str) -> LayerPath | None:
+    """Split a module path at its transformer layer, if it is inside one."""
+    m = _LAYER_RE.match(module)
+    if m is None or not m.group("rest"):
+        return None
+    return LayerPath(m.group("prefix"), int(m.group("index")), m.group("rest"))
+
+
+@dataclass
+class ModuleShapes:
+    path: str
+    lora_a: Shape | None = None
+    lora_b: Shape | None = None
+    m: Shape | None = None
+    rank: RankResult | None = None
+
+
+@dataclass
+class AdapterShape:
+    """What a set of adapter tensors proves about its config."""
+
+    modules: dict[str, ModuleShapes] = field(default_factory=dict)
+    #: Tensors whose last name part is not lora_a / lora_b / m.
+    foreign: list[str] = field(default_factory=list)
+    #: Modules with only one LoRA factor: path -> the factor present.
+    unpaired: dict[str, str] = field(default_factory=dict)
+    #: Modules whose rank is contradicted: path -> reason.
+    contradicted: dict[str, str] = field(default_factory=dict)
+    #: Inferred rank -> modules that have it.
+    ranks: dict[int, list[str]] = field(default_factory=dict)
+    #: Layer indices that carry adapter tensors, per layer prefix.
+    layer_indices: dict[str, set[int]] = field(default_factory=dict)
+    #: Layer-relative names of modules inside layers.
+    relative_keys: set[str] = field(default_factory=set)
+    #: Full paths of modules outside any transformer layer.
+    outer_keys: set[str] = field(default_factory=set)
+    has_m: bool = False
+
+    @property
+    def rank(self) -> int | None:
+        """The adapter's single rank, or None (no modules, or mixed ranks)."""
+        return next(iter(self.ranks)) if len(self.ranks) == 1 else None
+
+    @property
+    def fine_tune_type(self) -> str | None:
+        if not self.modules:
+            return None
+        return "dora" if self.has_m else "lora"
+
+    @property
+    def keys(self) -> list[str]:
+        """The ``lora_parameters.keys`` these tensors need, sorted."""
+        return sorted(self.relative_keys) + sorted(self.outer_keys)
+
+    @property
+    def all_layer_indices(self) -> set[int]:
+        out: set[int] = set()
+        for indices in self.layer_indices.values():
+            out |= indices
+        return out
+
+
+def infer_adapter(tensors: Mapping[str, Sequence[int]]) -> AdapterShape:
+    """Infer everything the shapes prove, from ``{tensor name: shape}``."""
+    shape = AdapterShape()
+    for name, dims in tensors.items():
+        module, leaf = split_tensor_name(name)
+        if leaf not in ADAPTER_LEAVES or not module:
+            shape.foreign.append(name)
+            continue
+        entry = shape.modules.get(module)
+        if entry is None:
+            entry = shape.modules[module] = ModuleShapes(module)
+        setattr(entry, leaf, tuple(dims))
+
+    for path, entry in shape.modules.items():
+        if entry.m is not None:
+            shape.has_m = True
+        located = layer_path(path)
+        if located is None:
+            shape.outer_keys.add(path)
+        else:
+            shape.layer_indices.setdefault(located.prefix, set()).add(located.index)
+            shape.relative_keys.add(located.relative)
+        if entry.lora_a is None or entry.lora_b is None:
+            if entry.lora_a is not None or entry.lora_b is not None:
+                shape.unpaired[path] = "lora_a" if entry.lora_a is not None else "lora_b"
+            continue
+        entry.rank = infer_rank(entry.lora_a, entry.lora_b)
+        if entry.rank.rank is None:
+            shape.contradicted[path] = entry.rank.reason or "contradicted"
+        else:
+            shape.ranks.setdefault(entry.rank.rank, []).append(path)
+    return shape
+
+
+def infer_num_layers(
+    shape: AdapterShape, total_layers: int | None = None
+) -> tuple[int | None, str]:
+    """The ``num_layers`` the tensors prove, and why (or why not).
+
+    - No layer has tensors: -1 (num_layers then only decides which layers the
+      default module set wraps; un-trained wraps start with lora_b = 0 and
+      change nothing).
+    - The layers run contiguously from 0: -1, all layers.
+    - With the base model's layer count: the length of the suffix, or -1
+      when it is all of them.
+    - Otherwise None: a run such as 16..31 is the last 16 layers only if the
+      model has 32, which the adapter files alone do not prove.
+    """
+    indices = shape.all_layer_indices
+    if not indices:
+        return -1, "no adapter tensors sit inside transformer layers"
+    lo, hi = min(indices), max(indices)
+    contiguous = len(indices) == hi - lo + 1
+    if total_layers is not None:
+        if hi >= total_layers:
+            return None, f"layer {hi} has tensors but the base model has {total_layers} layers"
+        if not contiguous or hi != total_layers - 1:
+            return None, f"layers {_ranges(indices)} are not the last layers of a {total_layers}-layer model"
+        count = total_layers - lo
+        return (-1 if count == total_layers else count), f"layers {lo}..{hi} of {total_layers}"
+    if lo == 0 and contiguous:
+        return -1, f"layers 0..{hi} carry tensors"
+    return None, (
+        f"layers {_ranges(indices)} carry tensors; their count is the right num_layers only if "
+        f"layer {hi} is the model's last, which needs the base model's config.json (--base-model)"
+    )
+
+
+def _ranges(indices: set[int]) -> str:
+    """{0,1,2,5,7,8} -> '0..2, 5, 7..8'."""
+    out, run = [], []
+    for i in sorted(indices):
+        if run and i == run[-1] + 1:
+            run.append(i)
+            continue
+        if run:
+            out.append(f"{run[0]}..{run[-1]}" if len(run) > 1 else str(run[0]))
+        run = [i]
+    if run:
+        out.append(f"{run[0]}..{run[-1]}" if len(run) > 1 else str(run[0]))
+    return ", ".join(out)
