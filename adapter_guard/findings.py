@@ -78,3 +78,5 @@ class FileResult:
     written: bool = False
     #: A message for a write that failed (read-only directory, symlink, ...).
     write_error: str | None = None
+    #: Extra report lines from the MLX checks (e.g. per-scenario figures).
+    notes: list[str] = field(default_factory=list)

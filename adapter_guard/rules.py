@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 ERROR = "error"
 WARNING = "warning"
+#: Informational: reported, but never fails the run on its own.
+INFO = "info"
 
 SAFE = "safe"
 UNSAFE = "unsafe"
@@ -245,12 +247,12 @@ RULES: dict[str, Rule] = _rules(
     ),
     # -- AG5xx: smoke test -------------------------------------------------------
     Rule(
-        "AG501", "smoke-skipped", WARNING,
+        "AG501", "smoke-skipped", INFO,
         "smoke skipped: base model not available locally",
         "The reload test needs a base `config.json` from `--base-model`, or a "
         "local directory or cached snapshot named by `base_model_name_or_path` "
-        "or `model`. adapter-guard never downloads. Not a failure unless "
-        "`--require-smoke`.",
+        "or `model`. adapter-guard never downloads. Informational, so not a "
+        "failure, unless `--require-smoke` is given.",
     ),
     Rule(
         "AG502", "reload-failed", ERROR,

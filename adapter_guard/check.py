@@ -1,0 +1,414 @@
+"""The rules: a parsed config plus what the tensors prove, in; findings with fixes, out.
+
+``check_config`` reads one adapter directory (config bytes, safetensors header,
+an optional base ``config.json``) and hands plain values to ``run_rules``,
+which is pure: no I/O, no MLX, so most tests need no files at all.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import jsondoc
+from .discover import WEIGHTS_NAME
+from .findings import Finding, Fix, JsonPath
+from .infer import AdapterShape, infer_adapter, infer_num_layers, layer_path
+from .rules import SAFE, UNSAFE
+from .safetensors_header import HeaderError, read_header
+
+FINE_TUNE_TYPES = ("lora", "dora", "full")
+#: Weight formats that can execute code or hold pickled objects when loaded.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".npz")
+#: How many names a message lists before it says "and N more".
+LIST_LIMIT = 5
+
+
+@dataclass
+class Inputs:
+    """Everything the rules look at, already read from disk."""
+
+    config: dict[str, Any]
+    #: None when the weights could not be read (a finding already says why).
+    shape: AdapterShape | None
+    #: The base model's layer count, when a base config.json is known.
+    total_layers: int | None = None
+    base_source: str | None = None
+
+
+class Emitter:
+    def __init__(self, path: str):
+        self.path = path
+        self.findings: list[Finding] = []
+
+    def __call__(self, code: str, message: str, json_path: JsonPath | None = None, fix: Fix | None = None) -> None:
+        self.findings.append(Finding(code, self.path, message, json_path=json_path, fix=fix))
+
+
+def _names(items, limit: int = LIST_LIMIT) -> str:
+    items = sorted(items)
+    shown = ", ".join(f"`{i}`" for i in items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)) and math.isfinite(value)
+
+
+# -- reading ------------------------------------------------------------------
+
+
+def read_base_layers(base_dir: Path) -> tuple[int | None, str | None]:
+    """``num_hidden_layers`` from a base model's config.json, if there is a usable one."""
+    config_path = base_dir / "config.json"
+    try:
+        doc = jsondoc.load(config_path.read_bytes())
+    except (OSError, jsondoc.JsonDocError):
+        return None, None
+    config = doc.value
+    if not isinstance(config, dict):
+        return None, None
+    for table in (config, config.get("text_config"), config.get("language_config")):
+        if isinstance(table, dict):
+            for key in ("num_hidden_layers", "n_layers", "num_layers"):
+                if _is_int(table.get(key)) and table[key] > 0:
+                    return table[key], str(config_path)
+    return None, None
+
+
+def check_weights(adapter_dir: Path, emit: Emitter, fine_tune_type: Any) -> AdapterShape | None:
+    """Findings about the weights file; the inferred shape when it is readable."""
+    try:
+        entries = list(os.scandir(adapter_dir))
+    except OSError:
+        entries = []
+    for entry in entries:
+        if entry.name.endswith(PICKLE_SUFFIXES) and entry.is_file():
+            emit("AG107", f"`{entry.name}` is a pickle-based weights file: unsafe to load, adapter-guard never loads it")
+
+    weights = adapter_dir / WEIGHTS_NAME
+    if not any(e.name == WEIGHTS_NAME for e in entries):
+        emit("AG101", f"`{WEIGHTS_NAME}` is missing next to the config; the adapter cannot be reloaded")
+        return None
+    try:
+        header = read_header(weights)
+    except HeaderError as exc:
+        emit("AG102", f"`{WEIGHTS_NAME}`: {exc.message}")
+        return None
+    except OSError as exc:
+        emit("AG102", f"`{WEIGHTS_NAME}` cannot be read: {exc.strerror or exc}")
+        return None
+    if fine_tune_type == "full":
+        return None  # a full fine-tune stores model weights, not adapter factors
+    return infer_adapter(header.shapes())
+
+
+# -- the rules ----------------------------------------------------------------
+
+
+def run_rules(inputs: Inputs, path: str) -> list[Finding]:
+    """Every config-level rule, in a stable order. Pure."""
+    emit = Emitter(path)
+    config, shape = inputs.config, inputs.shape
+
+    ftt = config.get("fine_tune_type")
+    if "fine_tune_type" in config and ftt not in FINE_TUNE_TYPES:
+        emit("AG004", f"fine_tune_type is {ftt!r}; mlx-lm knows {', '.join(FINE_TUNE_TYPES)}", ("fine_tune_type",))
+        return emit.findings
+    if ftt == "full":
+        return emit.findings
+
+    if shape is not None:
+        _tensor_rules(shape, emit)
+        _fine_tune_type_rules(config, shape, emit)
+    _value_rules(config, emit)
+    lora = config.get("lora_parameters")
+    if "lora_parameters" not in config or lora is None:
+        _missing_lora_parameters(config, shape, emit)
+    elif isinstance(lora, dict):
+        _rank_rules(config, lora, shape, emit)
+        _scale_rules(config, lora, shape, emit)
+        _dropout_rules(config, lora, emit)
+        _mirror_rules(config, lora, emit)
+    _num_layers_rules(config, inputs, emit)
+    _topology_rules(config, shape, emit)
+    return emit.findings
+
+
+def _tensor_rules(shape: AdapterShape, emit: Emitter) -> None:
+    if shape.foreign:
+        emit(
+            "AG103",
+            f"{len(shape.foreign)} tensor(s) are not lora_a/lora_b/m adapter parameters "
+            f"(stock mlx-lm rejects the file): {_names(shape.foreign)}",
+        )
+    for module, present in sorted(shape.unpaired.items()):
+        missing = "lora_b" if present == "lora_a" else "lora_a"
+        emit("AG104", f"`{module}` has `{present}` but no `{missing}`")
+    for module, reason in sorted(shape.contradicted.items()):
+        emit("AG105", f"`{module}`: rank is contradicted: {reason}")
+    if len(shape.ranks) > 1:
+        detail = "; ".join(f"rank {r}: {_names(mods, 3)}" for r, mods in sorted(shape.ranks.items()))
+        emit("AG106", f"modules have different ranks, which one lora_parameters.rank cannot express ({detail})")
+    if not shape.modules and not shape.foreign:
+        emit("AG103", "the weights file holds no adapter tensors")
+
+
+def _fine_tune_type_rules(config: dict, shape: AdapterShape, emit: Emitter) -> None:
+    inferred = shape.fine_tune_type
+    if inferred is None:
+        return
+    if "fine_tune_type" not in config:
+        fix = Fix(SAFE, ((("fine_tune_type",), inferred),), f"set fine_tune_type to {inferred!r}")
+        why = "`m` magnitude tensors are present" if inferred == "dora" else "no `m` magnitude tensors are present"
+        emit("AG304", f"fine_tune_type is missing; the tensors say {inferred!r} ({why})", None, fix)
+    elif config["fine_tune_type"] != inferred:
+        have = "has `m` tensors (DoRA)" if shape.has_m else "has no `m` tensors (LoRA)"
+        emit("AG305", f"fine_tune_type is {config['fine_tune_type']!r} but the adapter {have}", ("fine_tune_type",))
+
+
+def _value_rules(config: dict, emit: Emitter) -> None:
+    lora = config.get("lora_parameters")
+    if "lora_parameters" in config and lora is not None and not isinstance(lora, dict):
+        emit("AG004", f"lora_parameters must be an object, not {type(lora).__name__}", ("lora_parameters",))
+    if "num_layers" in config and not _is_int(config["num_layers"]):
+        emit("AG004", f"num_layers must be an integer, not {config['num_layers']!r}", ("num_layers",))
+    tables = [((), config)]
+    if isinstance(lora, dict):
+        tables.append((("lora_parameters",), lora))
+    for prefix, table in tables:
+        where = ".".join(prefix + ("",))
+        if "rank" in table and not (_is_int(table["rank"]) and table["rank"] > 0):
+            emit("AG004", f"{where}rank must be a positive integer, not {table['rank']!r}", prefix + ("rank",))
+        if "scale" in table and not _is_number(table["scale"]):
+            emit("AG004", f"{where}scale must be a finite number, not {table['scale']!r}", prefix + ("scale",))
+        if "dropout" in table and not (_is_number(table["dropout"]) and 0 <= table["dropout"] < 1):
+            emit("AG004", f"{where}dropout must be a number in [0, 1), not {table['dropout']!r}", prefix + ("dropout",))
+    if isinstance(lora, dict) and "keys" in lora:
+        keys = lora["keys"]
+        if keys is not None and not (isinstance(keys, list) and all(isinstance(k, str) for k in keys)):
+            emit("AG004", "lora_parameters.keys must be a list of module names", ("lora_parameters", "keys"))
+    paths = config.get("unsloth_mlx_lora_module_paths")
+    if paths is not None and not (isinstance(paths, list) and all(isinstance(k, str) for k in paths)):
+        emit("AG004", "unsloth_mlx_lora_module_paths must be a list of module paths", ("unsloth_mlx_lora_module_paths",))
+
+
+def _provable_rank(shape: AdapterShape | None) -> tuple[int | None, str]:
+    if shape is None:
+        return None, "the weights could not be read"
+    if shape.contradicted:
+        return None, "some modules have a contradicted rank"
+    if len(shape.ranks) > 1:
+        return None, "the modules have different ranks"
+    if shape.rank is None:
+        return None, "no module has both lora_a and lora_b"
+    return shape.rank, f"all {len(shape.ranks[shape.rank])} modules have rank {shape.rank}"
+
+
+def _valid_mirror(config: dict, key: str, valid) -> Any:
+    value = config.get(key)
+    return value if key in config and valid(value) else None
+
+
+def _scale_source(config: dict, lora: dict, rank: int | None) -> tuple[Any, str | None, str | None]:
+    """(value, applicability, explanation) for a missing scale, or (None, None, how-to)."""
+    mirror = _valid_mirror(config, "scale", _is_number)
+    if mirror is not None:
+        return mirror, SAFE, f"copied from the top-level `scale` mirror ({mirror!r})"
+    alpha = next(
+        (t[k] for t in (lora, config) for k in ("alpha", "lora_alpha") if k in t and _is_number(t[k])),
+        None,
+    )
+    config_rank = next((t[k] for t in (lora, config) for k in ("rank", "r") if _is_int(t.get(k)) and t[k] > 0), None)
+    rank = config_rank or rank
+    if alpha is not None and rank:
+        return (
+            alpha / rank,
+            UNSAFE,
+            f"alpha / rank = {alpha!r} / {rank} = {alpha / rank!r}; this is the PEFT convention and may not be "
+            "the scale the adapter was trained with (mlx-lm uses scale directly)",
+        )
+    return None, None, (
+        "scale is not stored in the tensors and the config has no `scale` mirror or alpha; set "
+        "lora_parameters.scale to the value used in training (mlx-lm's default is 20.0, unsloth's is alpha / rank)"
+    )
+
+
+def _missing_lora_parameters(config: dict, shape: AdapterShape | None, emit: Emitter) -> None:
+    """lora_parameters is absent or null: one fix writes every field the files prove."""
+    rank, rank_why = _provable_rank(shape)
+    mirror_rank = _valid_mirror(config, "rank", lambda v: _is_int(v) and v > 0)
+    values: dict[str, Any] = {}
+    notes = []
+    if rank is not None:
+        values["rank"] = rank
+        notes.append(f"rank {rank} from the tensors")
+    elif mirror_rank is not None and shape is None:
+        values["rank"] = mirror_rank
+        notes.append(f"rank {mirror_rank} from the top-level mirror")
+    else:
+        emit("AG202", f"lora_parameters.rank is missing and cannot be inferred: {rank_why}", ("lora_parameters",))
+    scale, applicability, why = _scale_source(config, {}, values.get("rank"))
+    if applicability == SAFE:
+        values["scale"] = scale
+        notes.append(f"scale {why}")
+    else:
+        fix = Fix(UNSAFE, ((("lora_parameters", "scale"), scale),), f"set scale to {scale!r}") if applicability else None
+        emit("AG204", f"lora_parameters.scale is missing: {why}", ("lora_parameters",), fix)
+    dropout = _valid_mirror(config, "dropout", lambda v: _is_number(v) and 0 <= v < 1)
+    values["dropout"] = 0.0 if dropout is None else dropout
+    notes.append("dropout 0.0 (no effect at inference)" if dropout is None else "dropout from the top-level mirror")
+    if shape is not None and shape.outer_keys and config.get("unsloth_mlx_lora_module_paths") is None:
+        values["keys"] = shape.keys
+        notes.append("keys from the tensors (some modules sit outside the transformer layers)")
+    existing = config.get("lora_parameters", "absent")
+    fix = Fix(SAFE, ((("lora_parameters",), values),), "write lora_parameters: " + ", ".join(notes))
+    state = "is null" if existing is None else "is missing"
+    emit("AG201", f"lora_parameters {state}; mlx-lm needs it for {config.get('fine_tune_type', 'lora')} adapters", ("lora_parameters",) if existing is None else None, fix)
+
+
+def _rank_rules(config: dict, lora: dict, shape: AdapterShape | None, emit: Emitter) -> None:
+    rank, why = _provable_rank(shape)
+    if "rank" not in lora:
+        if rank is not None:
+            fix = Fix(SAFE, ((("lora_parameters", "rank"), rank),), f"set rank to {rank}")
+            emit("AG202", f"lora_parameters.rank is missing; the tensors prove rank {rank} ({why})", ("lora_parameters",), fix)
+        else:
+            emit("AG202", f"lora_parameters.rank is missing and cannot be inferred: {why}", ("lora_parameters",))
+    elif rank is not None and _is_int(lora["rank"]) and lora["rank"] > 0 and lora["rank"] != rank:
+        fix = Fix(UNSAFE, ((("lora_parameters", "rank"), rank),), f"replace rank {lora['rank']} with {rank}")
+        emit(
+            "AG203",
+            f"lora_parameters.rank is {lora['rank']} but the tensors have rank {rank} ({why}); "
+            "stock mlx-lm would refuse the tensors",
+            ("lora_parameters", "rank"),
+            fix,
+        )
+
+
+def _scale_rules(config: dict, lora: dict, shape: AdapterShape | None, emit: Emitter) -> None:
+    if "scale" in lora:
+        return
+    scale, applicability, why = _scale_source(config, lora, _provable_rank(shape)[0])
+    fix = Fix(applicability, ((("lora_parameters", "scale"), scale),), f"set scale to {scale!r}") if applicability else None
+    emit("AG204", f"lora_parameters.scale is missing: {why}", ("lora_parameters",), fix)
+
+
+def _dropout_rules(config: dict, lora: dict, emit: Emitter) -> None:
+    if "dropout" in lora:
+        return
+    mirror = _valid_mirror(config, "dropout", lambda v: _is_number(v) and 0 <= v < 1)
+    if mirror is not None:
+        value, why = mirror, f"copied from the top-level `dropout` mirror ({mirror!r})"
+    else:
+        value, why = 0.0, "0.0 written: mlx-lm requires the key and dropout has no effect at inference"
+    fix = Fix(SAFE, ((("lora_parameters", "dropout"), value),), f"set dropout to {value!r}")
+    emit("AG205", f"lora_parameters.dropout is missing; {why}", ("lora_parameters",), fix)
+
+
+def _mirror_rules(config: dict, lora: dict, emit: Emitter) -> None:
+    for key in ("rank", "scale", "dropout"):
+        if key in config and key in lora:
+            top, inner = config[key], lora[key]
+            same = top == inner and type(top) is not bool and type(inner) is not bool
+            if not same:
+                emit("AG403", f"top-level {key} is {top!r} but lora_parameters.{key} is {inner!r}", (key,))
+
+
+def _num_layers_rules(config: dict, inputs: Inputs, emit: Emitter) -> None:
+    shape, total = inputs.shape, inputs.total_layers
+    full_paths = _explicit_full_paths(config)
+    if "num_layers" not in config:
+        if shape is None:
+            emit("AG301", "num_layers is missing (mlx-lm raises AttributeError) and the weights cannot be read")
+            return
+        if full_paths:
+            value, why = -1, "the keys are full module paths, so num_layers does not limit them"
+        else:
+            value, why = infer_num_layers(shape, total)
+        if value is None:
+            code = "AG303" if total is not None else "AG301"
+            emit(code, f"num_layers is missing and cannot be proven: {why}")
+            return
+        source = f" (base config: {inputs.base_source})" if inputs.base_source and total is not None else ""
+        fix = Fix(SAFE, ((("num_layers",), value),), f"set num_layers to {value}")
+        emit("AG301", f"num_layers is missing (mlx-lm raises AttributeError); {why}{source}: num_layers = {value}", None, fix)
+        return
+    value = config["num_layers"]
+    if not _is_int(value) or shape is None or value <= 0 or full_paths:
+        return  # <= 0 means every layer in mlx-lm; full-path keys are not limited by it
+    indices = shape.all_layer_indices
+    if not indices:
+        return
+    lo, hi = min(indices), max(indices)
+    if total is not None:
+        first_covered = max(total - value, 0)
+        if lo < first_covered:
+            emit(
+                "AG302",
+                f"num_layers = {value} covers layers {first_covered}..{total - 1} of {total}, "
+                f"but layer {lo} has adapter tensors",
+                ("num_layers",),
+            )
+    elif hi - lo + 1 > value:
+        emit(
+            "AG302",
+            f"num_layers = {value} covers at most {value} consecutive layers, but layers {lo}..{hi} have adapter tensors",
+            ("num_layers",),
+        )
+
+
+def _explicit_full_paths(config: dict) -> bool:
+    """Whether lora_parameters.keys names every module by its full path (unsloth style)."""
+    lora = config.get("lora_parameters")
+    keys = lora.get("keys") if isinstance(lora, dict) else None
+    return bool(keys) and isinstance(keys, list) and all(isinstance(k, str) and layer_path(k) is not None for k in keys)
+
+
+def _topology_rules(config: dict, shape: AdapterShape | None, emit: Emitter) -> None:
+    lora = config.get("lora_parameters")
+    keys = lora.get("keys") if isinstance(lora, dict) else None
+    paths = config.get("unsloth_mlx_lora_module_paths")
+    if shape is None or not shape.modules:
+        return
+    if isinstance(keys, list) and all(isinstance(k, str) for k in keys):
+        wanted = set(keys)
+        missing = [
+            m for m in shape.modules
+            if m not in wanted and (layer_path(m) is None or layer_path(m).relative not in wanted)
+        ]
+        if missing:
+            emit(
+                "AG402",
+                f"lora_parameters.keys does not cover {len(missing)} module(s) with tensors: {_names(missing)}; "
+                "explicit keys are never rewritten",
+                ("lora_parameters", "keys"),
+            )
+    if isinstance(paths, list) and all(isinstance(k, str) for k in paths):
+        missing = sorted(set(shape.modules) - set(paths))
+        if missing:
+            emit(
+                "AG402",
+                f"unsloth_mlx_lora_module_paths does not cover {len(missing)} module(s) with tensors: "
+                f"{_names(missing)}; explicit module paths are never rewritten",
+                ("unsloth_mlx_lora_module_paths",),
+            )
+    if keys is None and shape.outer_keys and isinstance(lora, dict):
+        fix = None
+        if paths is None:
+            fix = Fix(SAFE, ((("lora_parameters", "keys"), shape.keys),), "write lora_parameters.keys from the tensors")
+        emit(
+            "AG401",
+            f"without lora_parameters.keys mlx-lm only wraps modules inside the transformer layers, "
+            f"but {_names(shape.outer_keys)} sit outside them"
+            + ("" if fix else "; add keys by hand (unsloth_mlx_lora_module_paths is explicit topology and is not copied)"),
+            ("lora_parameters",),
+            fix,
+        )

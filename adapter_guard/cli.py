@@ -1,0 +1,163 @@
+"""The ``adapter-guard`` command. It only parses options and hands a Settings object to the engine.
+
+Exit codes: 0 nothing remains (including "all fixed"); 1 findings remain,
+``--diff`` had diffs, or ``--exit-non-zero-on-fix`` fixed something; 2 usage
+or internal error.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .rules import RULES
+
+FORMATS = ("text", "json", "github", "sarif")
+
+
+def _split(values: tuple[str, ...]) -> list[str] | None:
+    """``--select AG2,AG301 --select AG4`` -> [AG2, AG301, AG4]; nothing given -> None."""
+    out = [v.strip() for value in values for v in value.split(",") if v.strip()]
+    return out or None
+
+
+def _list_rules(ctx: click.Context, _param, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    for rule in RULES.values():
+        fix = {"safe": "fix", "unsafe": "unsafe fix", "sometimes": "fix (some cases)"}.get(rule.fix or "", "")
+        click.echo(f"{rule.code}  {rule.name:<28} {rule.severity:<8} {fix:<16} {rule.summary}")
+    ctx.exit(0)
+
+
+def explain(code: str) -> str:
+    rule = RULES[code.upper()]
+    fix = {"safe": "Safe fix (--fix).", "unsafe": "Unsafe fix (--unsafe-fixes).",
+           "sometimes": "Fixable when the files prove the value.", None: "Not fixable."}[rule.fix]
+    return (
+        f"{rule.code} {rule.name} ({rule.severity})\n\n{rule.summary}.\n\n{rule.explanation}\n\n{fix}\n"
+        f"Docs: {rule.url}\n"
+    )
+
+
+def _explain(ctx: click.Context, _param, value: str | None) -> None:
+    if value is None or ctx.resilient_parsing:
+        return
+    if value.upper() not in RULES:
+        raise click.BadParameter(f"unknown rule {value!r} (see --list-rules)", param_hint="--explain")
+    click.echo(explain(value), nl=False)
+    ctx.exit(0)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--fix", is_flag=True, help="Apply safe fixes in place.")
+@click.option("--unsafe-fixes", is_flag=True, default=None, help="Also apply fixes that replace an explicit value.")
+@click.option("--diff", is_flag=True, help="Print the diffs --fix would write; write nothing (exit 1 if any).")
+@click.option("--output-format", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option("--select", multiple=True, metavar="CODES", help="Rule codes or prefixes to enable (comma-separated).")
+@click.option("--ignore", multiple=True, metavar="CODES", help="Rule codes or prefixes to disable (comma-separated).")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Skip paths matching these globs when searching.")
+@click.option("--force-exclude", is_flag=True, help="Apply excludes to paths given explicitly too.")
+@click.option("--exit-non-zero-on-fix", is_flag=True, help="Exit 1 when a file was fixed, even if nothing remains.")
+@click.option("--fail-on", type=click.Choice(("error", "warning", "info", "never")), default=None,
+              help="Lowest severity that makes the run fail.  [default: warning]")
+@click.option("--base-model", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Local base model directory (config.json, weights optional).")
+@click.option("--smoke", is_flag=True, help="Reload each adapter with stock mlx-lm and check its behaviour (needs [mlx]).")
+@click.option("--require-smoke", is_flag=True, help="Fail when the smoke test had to be skipped.")
+@click.option("--gpt-oss", "gpt_oss", is_flag=True, help="Run the gpt-oss sliding-window attention regression (needs [mlx]).")
+@click.option("--github-comment", is_flag=True, help="Post or update the sticky PR comment (GitHub Actions, needs [github]).")
+@click.option("--list-rules", is_flag=True, expose_value=False, is_eager=True, callback=_list_rules,
+              help="List every rule and exit.")
+@click.option("--explain", metavar="CODE", expose_value=False, is_eager=True, callback=_explain,
+              help="Explain one rule and exit.")
+@click.option("-v", "--verbose", is_flag=True, help="Show tracebacks for internal errors.")
+@click.version_option(__version__, "-V", "--version", prog_name="adapter-guard")
+def cli(paths, select, ignore, exclude, github_comment, **options) -> None:
+    """Lint and fix MLX LoRA adapter_config.json files against their safetensors headers."""
+    from .settings import SettingsError, resolve
+
+    try:
+        settings = resolve(
+            {
+                "paths": list(paths) or [Path(".")],
+                "select": _split(select),
+                "ignore": _split(ignore),
+                "exclude": _split(exclude),
+                **options,
+            }
+        )
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from None
+    if settings.require_smoke:
+        settings.smoke = True
+    try:
+        code = _run(settings, github_comment)
+    except Exception as exc:  # the one place an unexpected error becomes exit 2
+        if settings.verbose:
+            raise
+        click.echo(
+            f"adapter-guard: internal error: {type(exc).__name__}: {exc} (run with --verbose for the traceback)",
+            err=True,
+        )
+        code = 2
+    sys.exit(code)
+
+
+def _run(settings, github_comment: bool) -> int:
+    from .engine import exit_code, run
+    from .reporters import render
+
+    results = run(settings)
+    if settings.gpt_oss and not any(r.notes for r in results):
+        results.append(_builtin_gpt_oss(settings))
+
+    to_stdout = settings.output_format == "text"
+    for result in results:
+        if result.written:
+            click.echo(f"Fixing {result.path}", err=not to_stdout)
+    if settings.diff:
+        for result in results:
+            if result.diff:
+                click.echo(result.diff, nl=False)
+    output = render(settings.output_format, results, fix_mode=settings.fix)
+    click.echo(output, nl=False, err=settings.diff and to_stdout)
+    if github_comment:
+        from .github.comment import run_comment
+
+        run_comment(results)
+    return exit_code(results, settings)
+
+
+def _builtin_gpt_oss(settings):
+    """No adapter has a gpt-oss base: run the regression on the built-in tiny config."""
+    from .findings import FileResult
+    from .mlx.gpt_oss import gpt_oss_findings
+
+    findings, notes = gpt_oss_findings(None, None, base_model=settings.base_model)
+    enabled = settings.enabled
+    return FileResult("<built-in gpt-oss>", [f for f in findings if f.code in enabled], notes=notes)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code instead of exiting (handy in tests and hooks)."""
+    try:
+        cli.main(args=argv, prog_name="adapter-guard", standalone_mode=False)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 0
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return 2
+    except click.exceptions.Abort:
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

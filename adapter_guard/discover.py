@@ -1,0 +1,83 @@
+"""Find the adapter_config.json files to check."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+CONFIG_NAME = "adapter_config.json"
+WEIGHTS_NAME = "adapters.safetensors"
+
+#: Directories never searched (they can still be named explicitly).
+SKIP_DIRS = frozenset(
+    {".git", ".hg", ".svn", ".venv", "venv", ".tox", ".nox", "node_modules", "__pycache__",
+     ".mypy_cache", ".pytest_cache", ".ruff_cache", ".hypothesis", "site-packages", ".eggs"}
+)
+
+
+def is_excluded(path: Path, root: Path, patterns: Iterable[str]) -> bool:
+    """Whether ``path`` matches an exclude glob, by its path relative to ``root`` or any one part."""
+    patterns = list(patterns)
+    if not patterns:
+        return False
+    try:
+        rel = path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        rel = path.as_posix()
+    parts = rel.split("/")
+    for pattern in patterns:
+        pattern = pattern.rstrip("/")
+        if fnmatch.fnmatchcase(rel, pattern) or any(fnmatch.fnmatchcase(p, pattern) for p in parts):
+            return True
+        # "dir/" style prefixes: exclude everything below a matching directory.
+        if any(fnmatch.fnmatchcase("/".join(parts[: i + 1]), pattern) for i in range(len(parts))):
+            return True
+    return False
+
+
+def _walk(directory: Path, root: Path, exclude: list[str]) -> Iterator[Path]:
+    stack = [directory]
+    while stack:
+        current = stack.pop()
+        try:
+            entries = sorted(os.scandir(current), key=lambda e: e.name)
+        except OSError:
+            continue  # unreadable directories are skipped, as git would
+        subdirs = []
+        for entry in entries:
+            if entry.name == CONFIG_NAME:
+                path = Path(entry.path)
+                if not is_excluded(path, root, exclude):
+                    yield path
+            elif entry.is_dir(follow_symlinks=False):
+                if entry.name in SKIP_DIRS or os.path.exists(os.path.join(entry.path, "pyvenv.cfg")):
+                    continue
+                if not is_excluded(Path(entry.path), root, exclude):
+                    subdirs.append(Path(entry.path))
+        stack.extend(reversed(subdirs))
+
+
+def discover(paths: Iterable[Path], *, root: Path, exclude: list[str], force_exclude: bool = False) -> list[Path]:
+    """Config files under ``paths``, in a stable order, each once.
+
+    A file named explicitly is checked even when excluded, unless
+    ``force_exclude`` (the pre-commit hooks pass it, as ruff's do). A named
+    ``adapters.safetensors`` stands for the config beside it, so a hook that
+    sees only the weights change still checks their config.
+    """
+    found: dict[str, Path] = {}
+    for path in paths:
+        if path.is_dir():
+            for config in _walk(path, root, exclude):
+                found.setdefault(os.path.normpath(config), config)
+            continue
+        if path.name == WEIGHTS_NAME:
+            path = path.with_name(CONFIG_NAME)
+            if not path.exists() and not path.is_symlink():
+                continue
+        if force_exclude and is_excluded(path, root, exclude):
+            continue
+        found.setdefault(os.path.normpath(path), path)
+    return list(found.values())

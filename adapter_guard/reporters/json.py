@@ -1,0 +1,18 @@
+"""``--output-format json``: a list of findings.
+
+Each finding is an object with: ``code``, ``name``, ``severity`` (error,
+warning, info), ``path``, ``line`` (1-based, the line of the offending key),
+``message``, ``fixable``, ``fix_applicability`` (safe, unsafe or null),
+``fixed`` and ``url`` (the rule's documentation).
+"""
+
+from __future__ import annotations
+
+import json
+
+from ..findings import FileResult
+
+
+def render(results: list[FileResult], *, fix_mode: bool) -> str:
+    findings = [f.to_json() for r in results for f in r.findings]
+    return json.dumps(findings, indent=2, ensure_ascii=True) + "\n"

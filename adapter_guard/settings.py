@@ -1,0 +1,127 @@
+"""Settings: the plain object the CLI hands to the engine.
+
+Values come from ``[tool.adapter-guard]`` in the nearest ``pyproject.toml``
+and are overridden by the command line, as in ruff.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .rules import enabled_codes, unknown_selectors
+
+CONFIG_KEYS = {"select", "ignore", "exclude", "extend-exclude", "unsafe-fixes", "base-model", "fail-on"}
+FAIL_ON = ("error", "warning", "info", "never")
+
+
+class SettingsError(ValueError):
+    """A bad setting in pyproject.toml or on the command line (exit code 2)."""
+
+
+@dataclass
+class Settings:
+    paths: list[Path] = field(default_factory=lambda: [Path(".")])
+    fix: bool = False
+    unsafe_fixes: bool = False
+    diff: bool = False
+    select: list[str] | None = None
+    ignore: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    force_exclude: bool = False
+    output_format: str = "text"
+    exit_non_zero_on_fix: bool = False
+    fail_on: str = "warning"
+    base_model: Path | None = None
+    smoke: bool = False
+    require_smoke: bool = False
+    gpt_oss: bool = False
+    verbose: bool = False
+    #: The directory fixes may write in; links that leave it are never followed for writes.
+    root: Path = field(default_factory=Path.cwd)
+    #: Where the pyproject settings came from, for messages.
+    config_file: Path | None = None
+
+    @property
+    def enabled(self) -> frozenset[str]:
+        return enabled_codes(self.select, self.ignore)
+
+    @property
+    def writes(self) -> bool:
+        return self.fix and not self.diff
+
+
+def find_pyproject(start: Path) -> Path | None:
+    """The nearest pyproject.toml at or above ``start`` that has a [tool.adapter-guard] table."""
+    start = start.resolve()
+    for directory in (start, *start.parents):
+        candidate = directory / "pyproject.toml"
+        if candidate.is_file():
+            text = candidate.read_text(encoding="utf-8", errors="replace")
+            if "[tool.adapter-guard" in text:
+                return candidate
+    return None
+
+
+def load_pyproject(path: Path) -> dict[str, Any]:
+    """Read ``[tool.adapter-guard]``; unknown keys and wrong types are a SettingsError."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"{path}: cannot read settings: {exc}") from None
+    table = data.get("tool", {}).get("adapter-guard", {})
+    if not isinstance(table, dict):
+        raise SettingsError(f"{path}: [tool.adapter-guard] must be a table")
+    unknown = sorted(set(table) - CONFIG_KEYS)
+    if unknown:
+        raise SettingsError(f"{path}: unknown key(s) in [tool.adapter-guard]: {', '.join(unknown)}")
+    for key in ("select", "ignore", "exclude", "extend-exclude"):
+        value = table.get(key)
+        if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise SettingsError(f"{path}: [tool.adapter-guard] {key} must be a list of strings")
+    if "unsafe-fixes" in table and not isinstance(table["unsafe-fixes"], bool):
+        raise SettingsError(f"{path}: [tool.adapter-guard] unsafe-fixes must be true or false")
+    if "base-model" in table and not isinstance(table["base-model"], str):
+        raise SettingsError(f"{path}: [tool.adapter-guard] base-model must be a string")
+    if table.get("fail-on", "warning") not in FAIL_ON:
+        raise SettingsError(f"{path}: [tool.adapter-guard] fail-on must be one of {', '.join(FAIL_ON)}")
+    return table
+
+
+def resolve(cli: dict[str, Any], cwd: Path | None = None) -> Settings:
+    """Merge pyproject settings with command-line values (CLI wins when given)."""
+    cwd = cwd or Path.cwd()
+    settings = Settings(root=cwd)
+    pyproject = find_pyproject(cwd)
+    if pyproject is not None:
+        table = load_pyproject(pyproject)
+        settings.config_file = pyproject
+        base = pyproject.parent
+        settings.select = table.get("select")
+        settings.ignore = list(table.get("ignore", []))
+        settings.exclude = list(table.get("exclude", [])) + list(table.get("extend-exclude", []))
+        settings.unsafe_fixes = table.get("unsafe-fixes", False)
+        settings.fail_on = table.get("fail-on", "warning")
+        if "base-model" in table:
+            settings.base_model = (base / os.path.expanduser(table["base-model"])).resolve()
+    for key, value in cli.items():
+        if value is None:
+            continue
+        if key == "exclude":
+            settings.exclude += list(value)
+        elif key in ("select", "ignore"):
+            if value:
+                setattr(settings, key, list(value))
+        else:
+            setattr(settings, key, value)
+    bad = unknown_selectors([*(settings.select or []), *settings.ignore])
+    if bad:
+        raise SettingsError(f"unknown rule selector(s): {', '.join(bad)} (see `adapter-guard --list-rules`)")
+    return settings
