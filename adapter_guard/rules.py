@@ -300,6 +300,14 @@ RULES: dict[str, Rule] = _rules(
         "delta on a seeded probe. A wrong scale reloads without error but "
         "changes this delta; the message names the module and the factor.",
     ),
+    Rule(
+        "AG510", "module-missing-from-file", ERROR,
+        "a module the config recreates has no tensors in the file",
+        "Stock `load_adapters` wraps every module named by `keys` and "
+        "`num_layers`, then loads the file without `strict`. A wrapped module "
+        "with no tensors keeps its initial values (`lora_b` = 0) and silently "
+        "adds nothing: the file is missing a module, or the config names too many.",
+    ),
     # -- AG6xx: gpt-oss --------------------------------------------------------
     Rule(
         "AG601", "gpt-oss-cache-drift", ERROR,
