@@ -8,7 +8,7 @@ import pytest
 
 mx = pytest.importorskip("mlx.core")
 
-from mlx_lm.models.base import create_attention_mask  # noqa: E402
+from mlx_lm.models.base import create_attention_mask, create_causal_mask  # noqa: E402
 from mlx_lm.models.cache import KVCache, RotatingKVCache  # noqa: E402
 
 from adapter_guard.mlx.gpt_oss import (  # noqa: E402
@@ -21,6 +21,7 @@ from adapter_guard.mlx.gpt_oss import (  # noqa: E402
     run_scenario,
     scenarios,
 )
+from adapter_guard.mlx.gpt_oss_attention import eager_attention  # noqa: E402
 
 W = TINY_GPT_OSS["sliding_window"]
 
@@ -107,13 +108,13 @@ def caches_keeping_one_too_many(model):
 
 
 class PreallocatedKVCache(KVCache):
-    """Upstream's failure: every allocated slot is returned, with an explicit mask of the real length."""
+    """Upstream's setup: every allocated slot is returned, with an explicit mask of the real length."""
 
     def keys_and_values(self):
         return self.keys, self.values
 
     def make_mask(self, N, window_size=None, return_array=False):
-        return super().make_mask(N, window_size=window_size, return_array=True)
+        return create_causal_mask(N, self.offset, window_size=window_size)
 
 
 def caches_with_preallocated_full_layers(model):
@@ -148,6 +149,39 @@ def test_surplus_cache_positions_raise_AG602_naming_scenario_and_shapes():
 def test_a_scenario_that_raises_stops_and_records_the_step(tiny):
     result = run_scenario(tiny, scenarios(W)[1], cache_factory=caches_with_preallocated_full_layers)
     assert (result.passed, result.steps, result.error.startswith("at step 1 (input (1, 15)")) == (False, 0, True)
+
+
+def fast_attention(q, k, v, *, scale, mask, sinks):
+    return mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=mask, sinks=sinks)
+
+
+def eager_without_alignment(q, k, v, *, scale, mask, sinks):
+    return eager_attention(q, k, v, scale=scale, mask=mask, sinks=sinks, align=False)
+
+
+def test_forward_with_stock_attention_hook_is_the_stock_model_call(tiny):
+    """The attention hook mirrors AttentionBlock.__call__; if mlx-lm changes, this fails."""
+    tokens = mx.array([list(range(W + 5))])
+    assert mx.array_equal(forward(tiny, tokens, attention=fast_attention), tiny(tokens)).item()
+
+
+def test_reference_eager_attention_in_the_model_matches_stock_logits(tiny):
+    tokens = mx.array([list(range(2 * W))])
+    assert mx.max(mx.abs(forward(tiny, tokens, attention=eager_attention) - tiny(tokens))).item() <= 1e-5
+
+
+def test_reference_eager_attention_passes_the_regression_with_stock_caches(tiny):
+    assert all(r.passed for r in run_regression(tiny, attention=eager_attention))
+
+
+def test_eager_path_with_surplus_cache_positions_crashes_like_upstream(tiny):
+    results = run_regression(tiny, attention=eager_without_alignment, cache_factory=caches_with_preallocated_full_layers)
+    assert all(r.error and "cannot be broadcast" in r.error for r in results)
+
+
+def test_eager_path_with_surplus_cache_positions_and_alignment_passes(tiny):
+    results = run_regression(tiny, attention=eager_attention, cache_factory=caches_with_preallocated_full_layers)
+    assert [r.passed for r in results] == [True] * len(results)
 
 
 def test_tolerance_defaults_to_the_logits_dtype(tiny):

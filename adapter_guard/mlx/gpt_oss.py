@@ -16,10 +16,12 @@ every step, recompute the whole sequence without a cache. The two must agree:
 - nothing raises. An exception is a finding naming the scenario and shapes.
 
 The default path is exactly what users run: stock mlx-lm's gpt-oss model,
-cache and masks. Three hooks let tests inject the bugs the check must catch:
+cache and masks. Hooks let tests inject the bugs the check must catch:
 ``cache_factory`` (build the caches), ``mask_fn`` (the model's mask function,
-used by the cached and the recompute path alike) and ``eval_mode`` (whether
-the adapter is put in eval mode after loading).
+used by the cached and the recompute path alike), ``eval_mode`` (whether the
+adapter is put in eval mode after loading), and ``attention`` (swap the
+attention kernel, e.g. for the reference eager attention in
+:mod:`adapter_guard.mlx.gpt_oss_attention`, the path upstream crashed in).
 
 mlx and mlx_lm are imported inside the functions, like everything here.
 """
@@ -79,6 +81,8 @@ MAX_RANDOM_PARAMETERS = 100_000_000
 
 CacheFactory = Callable[[Any], list]
 MaskFn = Callable[[Any, Any, "int | None"], Any]
+#: ``attention(queries, keys, values, *, scale, mask, sinks) -> output``.
+AttentionFn = Callable[..., Any]
 
 
 # -- scenarios --------------------------------------------------------------------------
@@ -163,7 +167,7 @@ class ScenarioResult:
 
     def summary(self) -> str:
         s = self.scenario
-        head = f"{s.name}: prefill {s.prefill} + {s.new_tokens} new tokens, {self.steps} steps"
+        head = f"{s.name}: prefill {s.prefill} + {s.new_tokens} new tokens, {self.steps} step{'' if self.steps == 1 else 's'}"
         if self.error:
             return f"{head}, ERROR {self.error}"
         verdict = "ok" if self.passed else "DRIFT"
@@ -171,36 +175,60 @@ class ScenarioResult:
         return f"{head}, max |logit diff| {self.max_diff:.2e}{ties} {verdict}"
 
 
-def forward(model, tokens, cache=None, mask_fn: MaskFn | None = None):
+def forward(model, tokens, cache=None, *, mask_fn: MaskFn | None = None, attention: AttentionFn | None = None):
     """Logits of ``model`` on ``tokens`` (shape ``(1, L)``).
 
-    Without ``mask_fn`` this is simply ``model(tokens, cache=cache)``: stock
-    mlx-lm end to end. With one, it runs the same stock embedding, layers,
-    norm and head, but builds the two masks with ``mask_fn(h, cache,
-    window_size)`` instead of ``mlx_lm.models.base.create_attention_mask``
-    (mirroring ``GptOssMoeModel.__call__``), so a mask bug can be injected.
+    With no hook this is simply ``model(tokens, cache=cache)``: stock mlx-lm
+    end to end. With hooks it runs the same stock modules in the order
+    ``GptOssMoeModel.__call__`` and ``TransformerBlock.__call__`` do, but builds
+    the two masks with ``mask_fn(h, cache, window_size)`` instead of
+    ``create_attention_mask``, and/or computes attention with
+    ``attention(q, k, v, scale=, mask=, sinks=)`` instead of
+    ``mx.fast.scaled_dot_product_attention`` (e.g. the reference
+    :func:`~adapter_guard.mlx.gpt_oss_attention.eager_attention`).
     """
-    if mask_fn is None:
+    if mask_fn is None and attention is None:
         return model(tokens, cache=cache)
+    if mask_fn is None:
+        from mlx_lm.models.base import create_attention_mask as mask_fn
     inner = model.model
     caches = cache or [None] * len(inner.layers)
     h = inner.embed_tokens(tokens)
     full_mask = mask_fn(h, caches[inner.ga_idx], None)
     sliding_mask = mask_fn(h, caches[inner.swa_idx], inner.window_size)
     for layer, layer_cache, kind in zip(inner.layers, caches, inner.layer_types):
-        h = layer(h, full_mask if kind == "full_attention" else sliding_mask, layer_cache)
+        mask = full_mask if kind == "full_attention" else sliding_mask
+        if attention is None:
+            h = layer(h, mask, layer_cache)
+        else:
+            h = h + _attention_block(layer.self_attn, layer.input_layernorm(h), mask, layer_cache, attention)
+            h = h + layer.mlp(layer.post_attention_layernorm(h))
     return model.lm_head(inner.norm(h))
 
 
+def _attention_block(block, x, mask, cache, attention: AttentionFn):
+    """``AttentionBlock.__call__`` with the attention computation swapped."""
+    B, L, _ = x.shape
+    q = block.q_proj(x).reshape(B, L, -1, block.head_dim).swapaxes(1, 2)
+    k = block.k_proj(x).reshape(B, L, -1, block.head_dim).swapaxes(1, 2)
+    v = block.v_proj(x).reshape(B, L, -1, block.head_dim).swapaxes(1, 2)
+    offset = cache.offset if cache is not None else 0
+    q, k = block.rope(q, offset=offset), block.rope(k, offset=offset)
+    if cache is not None:
+        k, v = cache.update_and_fetch(k, v)
+    out = attention(q, k, v, scale=block.sm_scale, mask=mask, sinks=block.sinks)
+    return block.o_proj(out.swapaxes(1, 2).reshape(B, L, -1))
+
+
 def _cache_shapes(caches: Sequence[Any], layer_types: Sequence[str]) -> str:
-    """``sliding_attention RotatingKVCache offset 17 holds 16``: the shapes an error is about.
+    """``sliding_attention RotatingKVCache offset 17 of 16 slots``: the shapes an error is about.
 
     Layers of one kind share their state, so each distinct state is listed once.
     """
     states = []
     for kind, c in zip(layer_types, caches):
         held = 0 if getattr(c, "keys", None) is None else c.keys.shape[2]
-        state = f"{kind} {type(c).__name__} offset {getattr(c, 'offset', '?')} holds {held}"
+        state = f"{kind} {type(c).__name__} offset {getattr(c, 'offset', '?')} of {held} slots"
         if state not in states:
             states.append(state)
     return ", ".join(states)
@@ -218,6 +246,7 @@ def run_scenario(
     tolerance: float | None = None,
     cache_factory: CacheFactory | None = None,
     mask_fn: MaskFn | None = None,
+    attention: AttentionFn | None = None,
     seed: int = 0,
 ) -> ScenarioResult:
     """Greedy-decode one scenario with the prompt cache against full recomputes.
@@ -238,8 +267,8 @@ def run_scenario(
     for step in range(1, scenario.new_tokens + 1):
         shapes = f"input {tuple(step_input.shape)}, sequence length {len(sequence)}; {_cache_shapes(caches, layer_types)}"
         try:
-            cached = forward(model, step_input, caches, mask_fn)[0, -1]
-            full = forward(model, mx.array(sequence)[None], None, mask_fn)[0, -1]
+            cached = forward(model, step_input, caches, mask_fn=mask_fn, attention=attention)[0, -1]
+            full = forward(model, mx.array(sequence)[None], None, mask_fn=mask_fn, attention=attention)[0, -1]
             mx.eval(cached, full)
         except Exception as exc:  # any exception is the finding
             result.error = f"at step {step} ({shapes}): {_one_line(exc)}"
@@ -272,10 +301,11 @@ def run_regression(
     tolerance: float | None = None,
     cache_factory: CacheFactory | None = None,
     mask_fn: MaskFn | None = None,
+    attention: AttentionFn | None = None,
 ) -> list[ScenarioResult]:
     """Every scenario for ``model``'s sliding window."""
     return [
-        run_scenario(model, s, tolerance=tolerance, cache_factory=cache_factory, mask_fn=mask_fn)
+        run_scenario(model, s, tolerance=tolerance, cache_factory=cache_factory, mask_fn=mask_fn, attention=attention)
         for s in scenarios(model.args.sliding_window)
     ]
 
@@ -368,6 +398,7 @@ def gpt_oss_findings(
     base_model: Path | None,
     cache_factory: CacheFactory | None = None,
     mask_fn: MaskFn | None = None,
+    attention: AttentionFn | None = None,
     eval_mode: bool = True,
 ) -> tuple[list[Finding], list[str]]:
     """Run the regression for one adapter, or for the built-in tiny gpt-oss.
@@ -384,12 +415,13 @@ def gpt_oss_findings(
     AG602 per scenario that raised, AG603 when the run was skipped. Report
     lines name the base and give, per scenario, prefill, new tokens, steps
     and max logit difference. Never raises: anything unexpected is one AG602.
-    ``cache_factory`` and ``mask_fn`` are passed to :func:`run_scenario`.
+    ``cache_factory``, ``mask_fn`` and ``attention`` go to :func:`run_scenario`.
     """
     path = str(config_path) if config_path is not None else BUILTIN_PATH
     try:
         return _gpt_oss_findings(
-            config_path, config, base_model, path, cache_factory=cache_factory, mask_fn=mask_fn, eval_mode=eval_mode
+            config_path, config, base_model, path,
+            cache_factory=cache_factory, mask_fn=mask_fn, attention=attention, eval_mode=eval_mode,
         )
     except Exception as exc:  # never a traceback: the CLI prints findings
         message = f"gpt-oss regression failed unexpectedly: {_one_line(exc)}"
@@ -414,6 +446,7 @@ def _gpt_oss_findings(
     *,
     cache_factory: CacheFactory | None,
     mask_fn: MaskFn | None,
+    attention: AttentionFn | None,
     eval_mode: bool,
 ) -> tuple[list[Finding], list[str]]:
     if config_path is None:
@@ -462,7 +495,7 @@ def _gpt_oss_findings(
             return _skipped(path, f"the adapter does not apply to {base_desc}: {_one_line(exc)}")
         adapter_desc = f"adapter {adapter_dir}" + ("" if eval_mode else " left in training mode")
 
-    results = run_regression(model, cache_factory=cache_factory, mask_fn=mask_fn)
+    results = run_regression(model, cache_factory=cache_factory, mask_fn=mask_fn, attention=attention)
     window = model.args.sliding_window
     tolerance = next((r.tolerance for r in results if r.steps), math.inf)
     lines = [
