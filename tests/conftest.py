@@ -1,0 +1,5 @@
+import sys
+from pathlib import Path
+
+# The shared builders live next to the tests; make ``import builders`` work from any rootdir.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
