@@ -346,7 +346,9 @@ def test_an_unreadable_adapter_file_fails_the_reload(tmp_path):
     config_path = _saved(tmp_path)
     (config_path.parent / "adapters.safetensors").write_bytes(b"\x00" * 16)
 
-    assert "AG502" in _codes(_smoke(config_path))
+    finding = _only(_smoke(config_path), "AG502")
+
+    assert finding.message.startswith("stock load_adapters failed: RuntimeError: [load_safetensors]")
 
 
 # -- outputs ------------------------------------------------------------------------------------------
