@@ -183,6 +183,22 @@ def test_values_the_selected_modules_cannot_tell_come_from_the_caller(tmp_path):
     assert _config(tmp_path)["lora_parameters"]["scale"] == 3.0
 
 
+def test_a_config_that_is_not_json_is_refused_before_any_write(tmp_path):
+    model = builders.make_live_adapter(LLAMA, num_layers=2)
+
+    with pytest.raises(SaveError, match="cannot be written as JSON"):
+        save_adapters(model, tmp_path, {"adapter_path": tmp_path})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_non_finite_tensors_are_refused(tmp_path):
+    model = builders.make_live_adapter(LLAMA, num_layers=2)
+    dict(model.named_modules())["model.layers.3.self_attn.q_proj"].lora_b = mx.full((4, 32), mx.nan)
+
+    with pytest.raises(SaveError, match="non-finite values .* model.layers.3.self_attn.q_proj.lora_b"):
+        save_adapters(model, tmp_path)
+
+
 def test_a_model_without_lora_is_refused(tmp_path):
     with pytest.raises(SaveError, match="no LoRA or DoRA modules"):
         save_adapters(builders.make_base(LLAMA), tmp_path)

@@ -53,16 +53,21 @@ def save_adapters(model, path: str | Path, config: Mapping[str, Any] | None = No
     from ..atomic import atomic_write
 
     out = build_config(model, config)
+    try:
+        config_bytes = dumps_config(out)
+    except (TypeError, ValueError) as exc:  # e.g. a Path or NaN in the trainer's arguments
+        raise SaveError(f"the config cannot be written as JSON: {exc}") from None
     tensors = adapter_tensors(model)
     _refuse_non_finite(tensors)
     weights = _safetensors_bytes(tensors)
-    doc = fingerprint.record(model, weights=weights)
+    fingerprint_bytes = fingerprint.dumps(fingerprint.record(model, weights=weights))
 
+    # Everything is serialised before the first write: a refusal leaves the directory as it was.
     directory = Path(path)
     directory.mkdir(parents=True, exist_ok=True)
     atomic_write(directory / WEIGHTS_FILE, weights)
-    atomic_write(directory / fingerprint.FINGERPRINT_FILE, fingerprint.dumps(doc))
-    atomic_write(directory / CONFIG_FILE, dumps_config(out))
+    atomic_write(directory / fingerprint.FINGERPRINT_FILE, fingerprint_bytes)
+    atomic_write(directory / CONFIG_FILE, config_bytes)
     return out
 
 
