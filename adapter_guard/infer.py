@@ -8,6 +8,7 @@ feeds them ``module.lora_a.shape`` and friends. One set of helpers, not two.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -43,7 +44,13 @@ def infer_rank(lora_a: Sequence[int], lora_b: Sequence[int]) -> RankResult:
     When the factors disagree the rank is *contradicted*: ``rank`` is None and
     ``reason`` says why. There is deliberately no fallback to another axis.
     """
-    a, b = tuple(lora_a), tuple(lora_b)
+    return _infer_rank(tuple(lora_a), tuple(lora_b))
+
+
+# Adapters repeat the same few shape pairs and module names hundreds of times,
+# and a repository repeats them across adapters: both lookups are memoised.
+@lru_cache(maxsize=4096)
+def _infer_rank(a: Shape, b: Shape) -> RankResult:
     if any(d <= 0 for d in a + b):
         return RankResult(None, "unknown", f"zero-sized factor: lora_a {a}, lora_b {b}")
     if len(a) == 2 and len(b) == 2:
@@ -79,6 +86,7 @@ class LayerPath:
     relative: str  # layer-relative module name, e.g. "self_attn.q_proj"
 
 
+@lru_cache(maxsize=65536)
 def layer_path(module: str) -> LayerPath | None:
     """Split a module path at its transformer layer, if it is inside one."""
     m = _LAYER_RE.match(module)
@@ -142,36 +150,48 @@ class AdapterShape:
 
 
 def infer_adapter(tensors: Mapping[str, Sequence[int]]) -> AdapterShape:
-    """Infer everything the shapes prove, from ``{tensor name: shape}``."""
-    shape = AdapterShape()
-    for name, dims in tensors.items():
-        module, leaf = split_tensor_name(name)
-        if leaf not in ADAPTER_LEAVES or not module:
-            shape.foreign.append(name)
-            continue
-        entry = shape.modules.get(module)
-        if entry is None:
-            entry = shape.modules[module] = ModuleShapes(module)
-        setattr(entry, leaf, tuple(dims))
+    """Infer everything the shapes prove, from ``{tensor name: shape}``.
 
-    for path, entry in shape.modules.items():
-        if entry.m is not None:
+    This runs once per adapter on the lint path, over every tensor, so the
+    loops are kept plain: one pass to group factors by module, one per module.
+    """
+    shape = AdapterShape()
+    factors: dict[str, dict[str, Shape]] = {}
+    for name, dims in tensors.items():
+        module, _, leaf = name.rpartition(".")
+        if leaf in ADAPTER_LEAVES and module:
+            group = factors.get(module)
+            if group is None:
+                group = factors[module] = {}
+            group[leaf] = dims
+        else:
+            shape.foreign.append(name)
+
+    for path, group in factors.items():
+        a, b, m = group.get("lora_a"), group.get("lora_b"), group.get("m")
+        entry = shape.modules[path] = ModuleShapes(
+            path, None if a is None else tuple(a), None if b is None else tuple(b), None if m is None else tuple(m)
+        )
+        if m is not None:
             shape.has_m = True
         located = layer_path(path)
         if located is None:
             shape.outer_keys.add(path)
         else:
-            shape.layer_indices.setdefault(located.prefix, set()).add(located.index)
+            indices = shape.layer_indices.get(located.prefix)
+            if indices is None:
+                indices = shape.layer_indices[located.prefix] = set()
+            indices.add(located.index)
             shape.relative_keys.add(located.relative)
-        if entry.lora_a is None or entry.lora_b is None:
-            if entry.lora_a is not None or entry.lora_b is not None:
-                shape.unpaired[path] = "lora_a" if entry.lora_a is not None else "lora_b"
+        if a is None or b is None:
+            if a is not None or b is not None:
+                shape.unpaired[path] = "lora_a" if a is not None else "lora_b"
             continue
-        entry.rank = infer_rank(entry.lora_a, entry.lora_b)
-        if entry.rank.rank is None:
-            shape.contradicted[path] = entry.rank.reason or "contradicted"
+        entry.rank = rank = _infer_rank(entry.lora_a, entry.lora_b)
+        if rank.rank is None:
+            shape.contradicted[path] = rank.reason or "contradicted"
         else:
-            shape.ranks.setdefault(entry.rank.rank, []).append(path)
+            shape.ranks.setdefault(rank.rank, []).append(path)
     return shape
 
 

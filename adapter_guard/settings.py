@@ -43,10 +43,14 @@ class Settings:
     root: Path = field(default_factory=Path.cwd)
     #: Where the pyproject settings came from, for messages.
     config_file: Path | None = None
+    _enabled: tuple | None = field(default=None, repr=False, compare=False)
 
     @property
     def enabled(self) -> frozenset[str]:
-        return enabled_codes(self.select, self.ignore)
+        key = (tuple(self.select or ()), tuple(self.ignore))
+        if self._enabled is None or self._enabled[0] != key:
+            self._enabled = (key, enabled_codes(self.select, self.ignore))
+        return self._enabled[1]
 
     @property
     def writes(self) -> bool:

@@ -1,0 +1,34 @@
+"""Generated docs never drift from the rule registry, and the README's commands are what CI runs."""
+
+from pathlib import Path
+
+from adapter_guard.docs import rule_table, rules_reference, splice_readme
+from adapter_guard.rules import RULES
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_readme_rule_table_matches_the_registry():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert rule_table() in readme, "run: python -m adapter_guard.docs"
+    assert splice_readme(readme) == readme
+
+
+def test_rules_reference_matches_the_registry():
+    assert (ROOT / "docs" / "rules.md").read_text(encoding="utf-8") == rules_reference()
+
+
+def test_every_rule_has_a_kebab_case_name_and_a_grouped_code():
+    for code, rule in RULES.items():
+        assert code == rule.code and len(code) == 5 and code.startswith("AG") and code[2:].isdigit()
+        assert rule.name == rule.name.lower() and " " not in rule.name and "_" not in rule.name
+        assert rule.severity in ("error", "warning", "info")
+        assert rule.fix in (None, "safe", "unsafe", "sometimes")
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    test_command = 'pip install -e ".[test]" && pytest'
+    assert f"python3 -m venv .venv && . .venv/bin/activate && {test_command}" in readme
+    assert f"python3 -m venv .venv && . .venv/bin/activate && {test_command}" in ci.splitlines()
