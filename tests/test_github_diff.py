@@ -1,0 +1,64 @@
+"""Reading unified diffs: fixer diffs into suggestions, PR patches into commentable lines."""
+
+from __future__ import annotations
+
+from adapter_guard.github.diff import Suggestion, commentable_lines, in_diff, suggestions
+
+from github_results import CONFIG_FIXED, CONFIG_WITHOUT_DROPOUT, new_file_patch, unified_diff
+
+
+def apply(text: str, found: list[Suggestion]) -> str:
+    """Apply suggestions bottom-up, as a reviewer clicking each would."""
+    lines = text.splitlines()
+    for s in sorted(found, key=lambda s: s.start, reverse=True):
+        lines[s.start - 1 : s.end] = list(s.lines)
+    return "\n".join(lines) + "\n"
+
+
+def test_a_changed_line_becomes_a_replacement_of_that_line():
+    diff = unified_diff("c.json", CONFIG_WITHOUT_DROPOUT, CONFIG_FIXED)
+    assert suggestions(diff) == [Suggestion(5, 5, ('        "scale": 20.0,', '        "dropout": 0.0'))]
+
+
+def test_suggestions_rebuild_the_fixed_file():
+    old = "{\n" + "".join(f'    "k{i}": {i},\n' for i in range(30)) + '    "end": 1\n}\n'
+    new = old.replace('"k2": 2', '"k2": 20').replace('    "k20": 20,\n', "").replace(
+        '    "k25": 25,\n', '    "k25": 25,\n    "added": true,\n')
+    found = suggestions(unified_diff("c.json", old, new))
+    assert len(found) == 3
+    assert apply(old, found) == new
+
+
+def test_an_insertion_at_the_top_is_anchored_on_the_next_line():
+    old, new = "a\nb\n", "top\na\nb\n"
+    assert suggestions(unified_diff("c", old, new)) == [Suggestion(1, 1, ("top", "a"))]
+
+
+def test_an_insertion_is_anchored_on_the_line_before():
+    old, new = "a\nb\n", "a\nmid\nb\n"
+    assert suggestions(unified_diff("c", old, new)) == [Suggestion(1, 1, ("a", "mid"))]
+
+
+def test_a_deletion_replaces_the_lines_with_nothing():
+    old, new = "a\nb\nc\n", "a\nc\n"
+    assert suggestions(unified_diff("c", old, new)) == [Suggestion(2, 2, ())]
+
+
+def test_an_added_file_makes_every_line_commentable():
+    assert commentable_lines(new_file_patch("a\nb\nc\n")) == [{1, 2, 3}]
+
+
+def test_context_and_added_lines_are_commentable_removed_lines_are_not():
+    patch = "@@ -10,4 +10,4 @@\n ctx\n-old\n+new\n ctx2\n ctx3\n@@ -40,2 +40,3 @@\n a\n+b\n c"
+    assert commentable_lines(patch) == [{10, 11, 12, 13}, {40, 41, 42}]
+
+
+def test_a_file_without_a_patch_has_no_commentable_lines():
+    assert commentable_lines(None) == []
+
+
+def test_a_suggestion_must_fit_in_one_hunk():
+    hunks = [{10, 11, 12}, {13, 14}]
+    assert in_diff(Suggestion(11, 12, ()), hunks)
+    assert not in_diff(Suggestion(12, 13, ()), hunks)
+    assert not in_diff(Suggestion(20, 20, ()), hunks)
