@@ -142,10 +142,11 @@ def process(path: Path, settings: Settings) -> FileResult:
     result.findings += findings
 
     if settings.smoke and doc is not None and isinstance(doc.value, dict):
-        from .mlx.smoke import smoke_findings
+        from .mlx.smoke import run_smoke
 
-        smoke = smoke_findings(path, doc.value, base_model=settings.base_model, require=settings.require_smoke)
-        result.findings += [f for f in smoke if f.code in enabled]
+        smoke = run_smoke(path, doc.value, base_model=settings.base_model, require=settings.require_smoke)
+        result.findings += [f for f in smoke.findings if f.code in enabled]
+        result.notes += smoke.notes
     if settings.gpt_oss and doc is not None and isinstance(doc.value, dict):
         from .mlx.gpt_oss import gpt_oss_findings
 
