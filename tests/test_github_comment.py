@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -265,6 +267,14 @@ def test_a_missing_token_is_a_clear_message(fake, env, capsys):
     assert "GITHUB_TOKEN is not set" in capsys.readouterr().err
 
 
+def test_without_pygithub_the_comment_is_a_clear_message(fake, env, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "github", None)  # makes "import github" fail
+    outcome = run_comment([fixable_result()], env=env)
+    assert outcome.status == "failed"
+    assert "pip install 'adapter-guard[github]'" in capsys.readouterr().err
+    assert fake.requests == []
+
+
 def test_the_client_is_built_from_github_api_url(fake, env):
     # No client passed: GITHUB_API_URL (an Enterprise-style /api/v3 prefix) and GITHUB_TOKEN are used.
     outcome = run_comment([fixable_result()], env=env)
@@ -311,3 +321,11 @@ def test_changed_adapter_configs_ignores_paths_that_leave_the_checkout(fake, env
 def test_changed_adapter_configs_is_none_outside_a_pull_request(env, tmp_path):
     (tmp_path / "push.json").write_text("{}")
     assert changed_adapter_configs({**env, "GITHUB_EVENT_PATH": str(tmp_path / "push.json")}) is None
+
+
+def test_importing_the_github_modules_does_not_import_pygithub():
+    code = ("import sys, adapter_guard.github.comment, adapter_guard.github.action, adapter_guard.github.post_artifact, "
+            "adapter_guard.reporters.github, adapter_guard.reporters.sarif, adapter_guard.reporters.markdown; "
+            "print(sorted(m for m in sys.modules if m == 'github' or m.startswith(('github.', 'mlx'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out == "[]\n"

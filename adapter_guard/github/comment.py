@@ -70,6 +70,17 @@ class CommentOutcome:
         return self.status != "failed"
 
 
+MISSING_PYGITHUB = "the GitHub features need PyGithub: pip install 'adapter-guard[github]'"
+
+
+def have_pygithub() -> bool:
+    try:
+        import github  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def make_client(api_url: str, token: str, **options: Any):
     """A PyGithub client for ``api_url`` (GitHub Enterprise works the same)."""
     from github import Auth, Github
@@ -271,6 +282,10 @@ def run_comment(
         outcome = CommentOutcome("skipped", "adapter-guard: not a pull request event; no comment posted")
         _say(outcome.message)
         return outcome
+    if not have_pygithub():
+        outcome = CommentOutcome("failed", f"adapter-guard: cannot comment: {MISSING_PYGITHUB}")
+        _say(outcome.message)
+        return outcome
 
     scope = "under the checked paths" if all_paths else "touched by this pull request"
     sha = f" · {ctx.head_sha[:7]}" if ctx.head_sha else ""
@@ -352,6 +367,9 @@ def changed_adapter_configs(
         _say(f"adapter-guard: {exc}; checking every adapter under the given paths")
         return None
     if ctx is None:
+        return None
+    if not have_pygithub():
+        _say(f"adapter-guard: {MISSING_PYGITHUB}; checking every adapter under the given paths")
         return None
     with redacted_logs(ctx.token):
         try:

@@ -22,10 +22,12 @@ from pathlib import Path
 from ..reporters.markdown import COMMENT_LIMIT, COMMENT_MARKER
 from .comment import (
     BODY_FILE,
+    MISSING_PYGITHUB,
     NUMBER_FILE,
     CommentOutcome,
     comment_author,
     describe,
+    have_pygithub,
     make_client,
     redacted_logs,
     upsert_sticky_comment,
@@ -99,6 +101,8 @@ def post_artifact(directory: Path, *, env: Mapping[str, str] = os.environ, clien
             raise ContextError("GITHUB_TOKEN is not set")
     except (ArtifactError, ContextError) as exc:
         return CommentOutcome("failed", f"adapter-guard: refusing the artifact: {exc}")
+    if not have_pygithub():
+        return CommentOutcome("failed", f"adapter-guard: {MISSING_PYGITHUB}")
     with redacted_logs(token):
         try:
             client = client or make_client((env.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/"), token)
