@@ -54,6 +54,7 @@ class FakeGitHub:
     #: Answer every write with this status: 403 is a fork's read-only token. The
     #: error echoes the credentials, to prove adapter-guard redacts what it prints.
     refuse_writes: int | None = None
+    refusal: str = "Resource not accessible by integration"
     #: PR files: dicts with filename, status, patch (and previous_filename).
     files: list[dict[str, Any]] = field(default_factory=list)
     comments: list[dict[str, Any]] = field(default_factory=list)
@@ -191,7 +192,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(404, {"message": "Not Found"})
         route = path[len(PREFIX) :]
         if method != "GET" and fake.refuse_writes:
-            return self._send(fake.refuse_writes, {"message": f"Resource not accessible by integration ({auth})"})
+            return self._send(fake.refuse_writes, {"message": f"{fake.refusal} ({auth})"})
         with fake._lock:
             return self._route(fake, method, route, path, query)
 

@@ -216,6 +216,21 @@ def test_a_404_falls_back_too(fake, env, tmp_path):
     assert (tmp_path / "artifact" / "comment.md").is_file()
 
 
+def test_a_403_that_cannot_be_saved_is_reported(fake, env, tmp_path):
+    fake.refuse_writes = 403
+    (tmp_path / "a-file").touch()
+    outcome = comment([fixable_result()], fake, env, out_dir=tmp_path / "a-file" / "artifact")
+    assert outcome.status == "failed"
+    assert "could not be saved" in outcome.message
+
+
+def test_a_rate_limit_403_is_an_error_not_a_fork(fake, env):
+    fake.refuse_writes, fake.refusal = 403, "API rate limit exceeded for installation"
+    outcome = run_comment([fixable_result()], env=env, client=client(fake, retry=None))
+    assert outcome.status == "failed" and "rate limit" in outcome.message
+    assert not (Path(env["RUNNER_TEMP"]) / "adapter-guard-comment").exists()
+
+
 def test_another_api_error_is_reported_not_raised(fake, env):
     fake.refuse_writes = 500
     outcome = run_comment([fixable_result()], env=env, client=client(fake, retry=None))

@@ -102,6 +102,13 @@ def test_the_summary_line_counts_problems_and_fixes():
             "1 can be fixed with `adapter-guard --fix`.") in body
 
 
+def test_unsafe_fixes_are_counted_apart():
+    results = [FileResult("c.json", [finding(path="c.json"), finding("AG203", "c.json", "rank 8 != 4", fix="unsafe")])]
+    assert "1 can be fixed with `adapter-guard --fix`, 1 more with `--unsafe-fixes`." in render_comment(results)
+    only_unsafe = [FileResult("c.json", [finding("AG203", "c.json", "rank 8 != 4", fix="unsafe")])]
+    assert "1 can be fixed with `--unsafe-fixes`." in render_comment(only_unsafe)
+
+
 def test_a_fixable_file_gets_its_diff_in_a_diff_block():
     result = fixable_result()
     body = render_comment([result])

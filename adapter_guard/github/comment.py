@@ -309,7 +309,7 @@ def run_comment(
 
 
 def _talk_to_github(results, ctx: PullRequestContext, env, body: str, clean: bool, client, out_dir) -> CommentOutcome:
-    from github import GithubException
+    from github import GithubException, RateLimitExceededException
 
     with redacted_logs(ctx.token):
         try:
@@ -319,10 +319,14 @@ def _talk_to_github(results, ctx: PullRequestContext, env, body: str, clean: boo
             login = comment_author(client, env)
             status, url = upsert_sticky_comment(pr, body, login, clean=clean)
         except GithubException as exc:
-            if _status(exc) not in _READ_ONLY:
+            if _status(exc) not in _READ_ONLY or isinstance(exc, RateLimitExceededException):
                 return CommentOutcome("failed", f"adapter-guard: could not post the PR comment: {describe(exc)}",
                                       pr_number=ctx.number)
-            where = save_for_artifact(body, ctx.number, out_dir or default_out_dir(env))
+            try:
+                where = save_for_artifact(body, ctx.number, out_dir or default_out_dir(env))
+            except OSError as write_error:
+                return CommentOutcome("failed", f"adapter-guard: the token cannot comment (HTTP {_status(exc)}) and "
+                                      f"the comment could not be saved: {write_error}", pr_number=ctx.number)
             return CommentOutcome(
                 "saved",
                 "::notice title=adapter-guard::" + escape_data(

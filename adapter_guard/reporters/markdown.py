@@ -79,15 +79,16 @@ def summary_line(results: Sequence[FileResult], *, fix_mode: bool, scope: str = 
         return f"✅ No problems in {where}.{fixed_note}"
     by_severity = {s: sum(1 for f in remaining if f.severity == s) for s in ("error", "warning", "info")}
     counts = ", ".join(_plural(n, s) for s, n in by_severity.items() if n)
-    files = len({f.path for f in remaining})
-    line = f"❌ Found **{_plural(len(remaining), 'problem')}** ({counts}) in {files} of {where}.{fixed_note}"
+    files = len({f.path for f in remaining if is_file_path(f.path)})
+    place = f"in {files} of {where}" if files else "in the built-in checks"
+    line = f"❌ Found **{_plural(len(remaining), 'problem')}** ({counts}) {place}.{fixed_note}"
     safe = sum(1 for f in remaining if f.fix is not None and f.fix.applicability == SAFE)
     unsafe = sum(1 for f in remaining if f.fix is not None and f.fix.applicability != SAFE)
     hints = []
     if safe and not fix_mode:
         hints.append(f"{safe} can be fixed with `adapter-guard --fix`")
     if unsafe:
-        hints.append(f"{unsafe} {'more ' if hints else ''}with `--unsafe-fixes`")
+        hints.append(f"{unsafe} more with `--unsafe-fixes`" if hints else f"{unsafe} can be fixed with `--unsafe-fixes`")
     if hints:
         line += " " + ", ".join(hints) + "."
     return line
