@@ -53,10 +53,19 @@ def test_builtin_run_has_no_findings():
 def test_builtin_report_has_a_line_per_scenario_with_steps_and_max_diff():
     _, lines = gpt_oss_findings(None, None, base_model=None)
     assert lines[0].startswith("gpt-oss regression: built-in tiny gpt-oss (seed 0), no adapter, window 16, 4 layers")
-    assert [line.split(":")[0] for line in lines[1:]] == [
+    assert [line.split(":")[0] for line in lines[1:6]] == [
         "gpt-oss prefill-1", "gpt-oss prefill-W-1", "gpt-oss prefill-W", "gpt-oss prefill-W+1", "gpt-oss reported-scaled",
     ]
-    assert all(" steps, max |logit diff| " in line and line.endswith(" ok") for line in lines[1:])
+    assert all(" steps, max |logit diff| " in line and line.endswith(" ok") for line in lines[1:6])
+
+
+def test_builtin_report_says_whether_the_transformers_eager_path_ran():
+    from adapter_guard.mlx.gpt_oss_transformers import transformers_available
+
+    _, lines = gpt_oss_findings(None, None, base_model=None)
+    ran = [line for line in lines if line.startswith("gpt-oss transformers-eager/")]
+    not_run = "gpt-oss transformers eager path: not run (torch or transformers not installed)" in lines
+    assert (len(ran), not_run) == ((5, False) if transformers_available() else (0, True))
 
 
 def test_builtin_findings_are_filed_under_the_builtin_path():

@@ -503,8 +503,27 @@ def _gpt_oss_findings(
         f"{len(model.layers)} layers, tolerance {tolerance:g}"
     ]
     lines += [f"gpt-oss {r.summary()}" for r in results]
+    if base_config_path is None and config_path is None:
+        also = _transformers_results(lines)
+        lines += [f"gpt-oss {r.summary()}" for r in also]
+        results += also
     findings = [_finding(path, r, window) for r in results if not r.passed]
     return findings, lines
+
+
+def _transformers_results(lines: list[str]) -> list[ScenarioResult]:
+    """The built-in scenarios on transformers' eager gpt-oss, when torch is installed."""
+    from . import gpt_oss_transformers
+
+    if not gpt_oss_transformers.transformers_available():
+        lines.append("gpt-oss transformers eager path: not run (torch or transformers not installed)")
+        return []
+    try:
+        return gpt_oss_transformers.run_transformers_regression()
+    except Exception as exc:
+        failed = ScenarioResult(Scenario(gpt_oss_transformers.PREFIX + "setup", 0, 0), math.inf)
+        failed.error = f"building the transformers model: {_one_line(exc)}"
+        return [failed]
 
 
 def _apply_adapter(model, adapter_dir: Path, eval_mode: bool):
