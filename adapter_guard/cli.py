@@ -7,6 +7,7 @@ or internal error.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -71,13 +72,14 @@ def _explain(ctx: click.Context, _param, value: str | None) -> None:
 @click.option("--require-smoke", is_flag=True, help="Fail when the smoke test had to be skipped.")
 @click.option("--gpt-oss", "gpt_oss", is_flag=True, help="Run the gpt-oss sliding-window attention regression (needs [mlx]).")
 @click.option("--github-comment", is_flag=True, help="Post or update the sticky PR comment (GitHub Actions, needs [github]).")
+@click.option("--all-paths", is_flag=True, help="With --github-comment: check every adapter under PATHS, not only those the PR touches.")
 @click.option("--list-rules", is_flag=True, expose_value=False, is_eager=True, callback=_list_rules,
               help="List every rule and exit.")
 @click.option("--explain", metavar="CODE", expose_value=False, is_eager=True, callback=_explain,
               help="Explain one rule and exit.")
 @click.option("-v", "--verbose", is_flag=True, help="Show tracebacks for internal errors.")
 @click.version_option(__version__, "-V", "--version", prog_name="adapter-guard")
-def cli(paths, select, ignore, exclude, github_comment, **options) -> None:
+def cli(paths, select, ignore, exclude, github_comment, all_paths, **options) -> None:
     """Lint and fix MLX LoRA adapter_config.json files against their safetensors headers."""
     from .settings import SettingsError, resolve
 
@@ -96,7 +98,7 @@ def cli(paths, select, ignore, exclude, github_comment, **options) -> None:
     if settings.require_smoke:
         settings.smoke = True
     try:
-        code = _run(settings, github_comment)
+        code = _run(settings, github_comment, all_paths)
     except Exception as exc:  # the one place an unexpected error becomes exit 2
         if settings.verbose:
             raise
@@ -108,11 +110,18 @@ def cli(paths, select, ignore, exclude, github_comment, **options) -> None:
     sys.exit(code)
 
 
-def _run(settings, github_comment: bool) -> int:
+def _run(settings, github_comment: bool, all_paths: bool) -> int:
     from .engine import exit_code, run
     from .reporters import render
 
-    results = run(settings)
+    if github_comment and not all_paths:
+        from .github.comment import changed_adapter_configs
+
+        # Only the adapters the PR touches; None means "not a PR run": check PATHS.
+        changed = changed_adapter_configs(roots=settings.paths)
+        if changed is not None:
+            settings.paths = changed
+    results = run(settings) if settings.paths else []
     if settings.gpt_oss and not any(r.notes for r in results):
         results.append(_builtin_gpt_oss(settings))
 
@@ -126,10 +135,14 @@ def _run(settings, github_comment: bool) -> int:
                 click.echo(result.diff, nl=False)
     output = render(settings.output_format, results, fix_mode=settings.fix)
     click.echo(output, nl=False, err=settings.diff and to_stdout)
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        from .github.action import report_to_actions
+
+        report_to_actions(results, fix_mode=settings.fix)
     if github_comment:
         from .github.comment import run_comment
 
-        run_comment(results)
+        run_comment(results, all_paths=all_paths)
     return exit_code(results, settings)
 
 

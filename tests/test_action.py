@@ -261,6 +261,9 @@ def test_the_action_run_step_end_to_end_against_a_local_github(tmp_path):
     assert re.search(rf"^comment-url<<(\S+)\n{re.escape(posted['html_url'])}\n\1$", output.read_text(), re.M)
     assert (workspace / config).read_text() == original  # linting never writes without --fix
     assert fake.token not in proc.stdout + proc.stderr
+    assert re.search(r"^findings<<(\S+)\n3\n\1$", output.read_text(), re.M)
+    assert re.search(r"^fixable<<(\S+)\n3\n\1$", output.read_text(), re.M)
+    assert "### adapter-guard" in summary.read_text()
 
 
 # -- the example workflows ---------------------------------------------------------------------
