@@ -76,7 +76,8 @@ def test_builtin_findings_are_filed_under_the_builtin_path():
 def test_no_adapter_and_a_gpt_oss_base_runs_on_that_base(tmp_path):
     base = write_base_dir(TINY_GPT_OSS, tmp_path / "base")
     findings, lines = gpt_oss_findings(None, None, base_model=base)
-    assert (findings, lines[0].startswith(f"gpt-oss regression: base {base} (random weights), no adapter")) == ([], True)
+    assert findings == []
+    assert lines[0].startswith(f"gpt-oss regression: base {base} (--base-model), seeded random weights (config.json only), no adapter")
 
 
 def test_no_adapter_and_a_non_gpt_oss_base_runs_the_builtin(tmp_path):
@@ -107,21 +108,21 @@ def test_base_with_weights_is_loaded_not_rebuilt(tmp_path):
     mx.save_safetensors(str(base / "model.safetensors"), dict(tree_flatten(build_tiny_gpt_oss().parameters())))
     config_path = save_adapter(tmp_path / "adapter")
     findings, lines = gpt_oss_findings(config_path, read(config_path), base_model=base)
-    assert (findings, f"base {base} (weights)" in lines[0]) == ([], True)
+    assert (findings, f"base {base} (--base-model), its weights" in lines[0]) == ([], True)
 
 
 def test_base_config_beside_the_adapter_is_used(tmp_path):
     config_path = save_adapter(tmp_path / "adapter")
     write_base_dir(TINY_GPT_OSS, tmp_path / "adapter")
     _, lines = gpt_oss_findings(config_path, read(config_path), base_model=None)
-    assert f"base {tmp_path / 'adapter'}" in lines[0]
+    assert f"base {tmp_path / 'adapter'} (beside the adapter)" in lines[0]
 
 
 def test_base_named_by_base_model_name_or_path_is_used(tmp_path):
     base = write_base_dir(TINY_GPT_OSS, tmp_path / "base")
     config_path = save_adapter(tmp_path / "adapter", extra={"base_model_name_or_path": str(base)})
     _, lines = gpt_oss_findings(config_path, read(config_path), base_model=None)
-    assert f"base {base}" in lines[0]
+    assert f"base {base} (local directory)" in lines[0]
 
 
 def test_config_is_read_from_the_path_when_not_given(tmp_path):
@@ -155,6 +156,13 @@ def test_base_too_large_to_build_with_random_weights_is_skipped(tmp_path):
     base = write_base_dir(GPT_OSS_20B, tmp_path / "base")
     findings, _ = gpt_oss_findings(config_path, read(config_path), base_model=base)
     assert codes(findings) == ["AG603"] and "20,914,757,184 parameters" in findings[0].message
+
+
+def test_adapters_safetensors_beside_a_copied_base_config_are_not_base_weights(tmp_path):
+    config_path = save_adapter(tmp_path / "adapter")
+    write_base_dir(GPT_OSS_20B, tmp_path / "adapter")
+    findings, _ = gpt_oss_findings(config_path, read(config_path), base_model=None)
+    assert codes(findings) == ["AG603"] and "has no weights" in findings[0].message
 
 
 def test_adapter_with_dropout_left_in_training_mode_is_reported(tmp_path):

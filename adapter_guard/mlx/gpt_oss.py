@@ -23,6 +23,9 @@ adapter is put in eval mode after loading), and ``attention`` (swap the
 attention kernel, e.g. for the reference eager attention in
 :mod:`adapter_guard.mlx.gpt_oss_attention`, the path upstream crashed in).
 
+The built-in run also decodes the scenarios on transformers' eager gpt-oss
+when torch happens to be installed (:mod:`.gpt_oss_transformers`).
+
 mlx and mlx_lm are imported inside the functions, like everything here.
 """
 
@@ -39,7 +42,7 @@ from ..findings import Finding
 from . import reload
 
 #: The built-in tiny gpt-oss: stock mlx-lm architecture, shrunk so the whole
-#: regression runs in about a second on a laptop CPU. Four layers alternating
+#: regression runs in a fraction of a second on a laptop CPU. Four layers alternating
 #: sliding / full attention as in gpt-oss-20b, a window of 16 so every scenario
 #: crosses it within a few dozen tokens, grouped-query attention (4 query heads
 #: over 2 key/value heads), and a mixture of 4 experts with 2 active per token.
@@ -70,8 +73,8 @@ BUILTIN_PATH = "<built-in gpt-oss>"
 #: Max |logit difference| allowed between cached decoding and a full recompute,
 #: by compute dtype. Both paths do the same arithmetic in a different order
 #: (one query against cached keys vs. all queries at once), so they differ by
-#: rounding only: about 1e-6 in float32 on the tiny config. Every injected bug
-#: in the tests moves logits by more than 1e-2.
+#: rounding only: about 1e-6 in float32 on the tiny config. Every bug injected
+#: in the tests moves logits by more than 0.1.
 TOLERANCES = {"float32": 1e-4, "float16": 1e-2, "bfloat16": 5e-2}
 
 #: A base with no weight files is built with random weights, in memory. Past
@@ -354,38 +357,25 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-def _config_json_in(path: Path) -> Path | None:
-    candidate = path if path.name == "config.json" else path / "config.json"
-    return candidate if candidate.is_file() else None
-
-
-def find_base_config(
+def find_base(
     config_path: Path | None, adapter_config: dict[str, Any] | None, base_model: Path | None
-) -> Path | None:
-    """The base ``config.json`` for an adapter, looked up as ``--base-model`` does.
+) -> reload.BaseModelSource | None:
+    """The base model for an adapter, found locally, never downloaded.
 
-    In order: ``base_model`` (a directory or its ``config.json``); a
-    ``config.json`` beside the adapter; a local directory named by the
-    adapter's ``base_model_name_or_path`` or ``model`` (as given, or relative
-    to the adapter directory). Never downloads.
+    In order: ``base_model`` (``--base-model``); a ``config.json`` beside the
+    adapter (trainers such as unsloth copy the base's there); then what
+    :func:`adapter_guard.mlx.reload.resolve_base_model` finds from the
+    adapter's ``base_model_name_or_path`` or ``model`` (a local directory or a
+    snapshot already in the Hugging Face cache).
     """
     if base_model is not None:
-        return _config_json_in(Path(base_model))
+        return reload.resolve_base_model({}, Path("."), base_model)[0]
     if config_path is None:
         return None
     adapter_dir = Path(config_path).parent
-    found = _config_json_in(adapter_dir)
-    if found:
-        return found
-    for key in ("base_model_name_or_path", "model"):
-        name = (adapter_config or {}).get(key)
-        if not isinstance(name, str) or not name.strip():
-            continue
-        for candidate in (Path(name), adapter_dir / name):
-            found = _config_json_in(candidate) if candidate.is_dir() else None
-            if found:
-                return found
-    return None
+    if (adapter_dir / "config.json").is_file():
+        return reload.BaseModelSource(adapter_dir, "beside the adapter", reload.has_weights(adapter_dir))
+    return reload.resolve_base_model(adapter_config or {}, adapter_dir)[0]
 
 
 # -- the entry point the CLI calls -------------------------------------------------------------
@@ -405,7 +395,7 @@ def gpt_oss_findings(
 
     ``config_path`` None: no adapter; the base is ``base_model`` when that is
     a gpt-oss base, otherwise the built-in :data:`TINY_GPT_OSS`. With an
-    adapter, its base is found by :func:`find_base_config`; when there is
+    adapter, its base is found by :func:`find_base`; when there is
     none, or it is not gpt-oss, there are no findings and no report lines
     (the caller decides what that means). The adapter is applied with stock
     ``load_adapters`` and put in eval mode (``eval_mode=False`` leaves it in
@@ -428,8 +418,8 @@ def gpt_oss_findings(
         return [Finding("AG602", path, message)], [message]
 
 
-def _is_gpt_oss(config_json: Path | None) -> bool:
-    base_config = _read_json(config_json) if config_json else None
+def _is_gpt_oss(base: reload.BaseModelSource | None) -> bool:
+    base_config = _read_json(base.path / "config.json") if base else None
     return isinstance(base_config, dict) and base_config.get("model_type") == "gpt_oss"
 
 
@@ -450,16 +440,16 @@ def _gpt_oss_findings(
     eval_mode: bool,
 ) -> tuple[list[Finding], list[str]]:
     if config_path is None:
-        base_config_path = find_base_config(None, None, base_model)
-        if not _is_gpt_oss(base_config_path):
-            base_config_path = None  # not a gpt-oss base: the built-in one
+        base = find_base(None, None, base_model)
+        if not _is_gpt_oss(base):
+            base = None  # not a gpt-oss base: the built-in one
     else:
         if config is None:
             config = _read_json(Path(config_path))
             if not isinstance(config, dict):
                 return [], []  # the lint reports the unreadable config
-        base_config_path = find_base_config(config_path, config, base_model)
-        if not _is_gpt_oss(base_config_path):
+        base = find_base(config_path, config, base_model)
+        if not _is_gpt_oss(base):
             return [], []
 
     try:
@@ -468,23 +458,22 @@ def _gpt_oss_findings(
     except ImportError as exc:
         return _skipped(path, f"needs mlx and mlx-lm (pip install 'adapter-guard[mlx]'): {_one_line(exc)}")
 
-    if base_config_path is None:
+    if base is None:
         model = build_tiny_gpt_oss()
         base_desc = f"built-in tiny gpt-oss (seed {TINY_GPT_OSS_SEED})"
     else:
-        base_dir = base_config_path.parent
-        if not any(base_dir.glob("*.safetensors")):
-            count = random_parameter_count(_read_json(base_config_path))
+        base_desc = base.describe()
+        if not base.has_weights:
+            count = random_parameter_count(_read_json(base.path / "config.json"))
             if count > MAX_RANDOM_PARAMETERS:
                 return _skipped(
                     path,
-                    f"base {base_dir} has no weights and its config has {count:,} parameters, too many to build "
+                    f"base {base.path} has no weights and its config has {count:,} parameters, too many to build "
                     f"with random weights (limit {MAX_RANDOM_PARAMETERS:,}); point --base-model at a smaller config",
                 )
-        model, _, random_weights = reload.load_base(base_dir)
+        model, _, random_weights = reload.load_base(base.path)
         if random_weights:
             randomize_sinks(model)
-        base_desc = f"base {base_dir} ({'random weights' if random_weights else 'weights'})"
 
     adapter_desc = "no adapter"
     if config_path is not None:
@@ -503,7 +492,7 @@ def _gpt_oss_findings(
         f"{len(model.layers)} layers, tolerance {tolerance:g}"
     ]
     lines += [f"gpt-oss {r.summary()}" for r in results]
-    if base_config_path is None and config_path is None:
+    if base is None:
         also = _transformers_results(lines)
         lines += [f"gpt-oss {r.summary()}" for r in also]
         results += also
