@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -32,9 +33,9 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
         raise SymlinkRefusedError(errno.ELOOP, f"refusing to write {path}: it is a symbolic link")
     directory = os.path.dirname(path) or "."
     try:
-        mode = stat.S_IMODE(os.stat(path).st_mode)
+        original = os.stat(path)
     except FileNotFoundError:
-        mode = None
+        original = None
     except OSError as exc:
         raise WriteError(exc.errno, f"cannot write {path}: {exc.strerror}") from exc
 
@@ -47,19 +48,27 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
             f.write(data)
             f.flush()  # Python's buffer to the OS
             os.fsync(f.fileno())  # the OS's cache to the disk, before the rename makes it visible
+        if original:
+            _keep_owner(tmp, original)  # before chmod: chown clears setuid/setgid bits
         # mkstemp creates 0600; a rewrite must not change who can read the file.
-        os.chmod(tmp, mode if mode is not None else _default_mode())
+        os.chmod(tmp, stat.S_IMODE(original.st_mode) if original else _default_mode())
         os.replace(tmp, path)  # the atomic step: readers see old or new, never partial
         tmp = None
     except OSError as exc:
         raise WriteError(exc.errno, f"cannot write {path}: {exc.strerror or exc}") from exc
     finally:
         if tmp is not None:  # failed before the rename: leave no litter
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            except OSError:
-                pass
     _fsync_directory(directory)
+
+
+def _keep_owner(tmp: str, original: os.stat_result) -> None:
+    """Give the new file the old one's owner, where we may (root fixing a user's file)."""
+    if not hasattr(os, "chown") or (original.st_uid, original.st_gid) == (os.geteuid(), os.getegid()):
+        return
+    with contextlib.suppress(PermissionError):  # an ordinary user cannot give files away
+        os.chown(tmp, original.st_uid, original.st_gid)
 
 
 def _default_mode() -> int:

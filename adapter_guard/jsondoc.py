@@ -20,6 +20,7 @@ import itertools
 import json
 import math
 import re
+import sys
 from collections.abc import Iterable, Sequence
 from json.decoder import scanstring
 from json.scanner import NUMBER_RE
@@ -107,9 +108,14 @@ def load(data: bytes | str) -> Document:
         raise JsonDocError(_describe(exc.msg), exc.lineno, exc.colno) from None
     except RecursionError:  # only if the caller's own stack is already deep
         raise JsonDocError("nesting too deep to parse", 1, 1) from None
+    except ValueError:  # an integer longer than Python's int digit limit (3.10.7+); json.load fails too
+        limit = getattr(sys, "get_int_max_str_digits", lambda: 4300)()
+        long_number = re.search(rf"\d{{{limit + 1},}}", text)
+        where = _line_column(text, long_number.start()) if long_number else (1, 1)
+        raise JsonDocError(f"number too long to read: more than {limit} digits", *where) from None
     doc = Document(text, value)
     if next(_SPECIAL_SEEN) != ticks_before + 1:
-        tree = doc._tree()  # noqa: SLF001 - the scanner knows the paths
+        tree = doc._tree()  # the scanner knows the paths
         doc.duplicates = tree.duplicates
         doc.nonfinite = tree.nonfinite
     return doc
@@ -160,6 +166,9 @@ _DECODER = json.JSONDecoder(object_pairs_hook=_object_from_pairs, parse_constant
 _MESSAGES = {
     "Extra data": "unexpected data after the end of the JSON value",
     "Expecting value": "expected a JSON value",
+    "Invalid control character at": "raw control character (tab, newline, ...) inside a string",
+    "Unterminated string starting at": "unterminated string",
+    "Expecting property name enclosed in double quotes": "expected a key in double quotes (or a trailing comma)",
 }
 
 
@@ -405,10 +414,7 @@ class Document:
         node, _ = self._node(path)
         if node.parent is None:
             return 1
-        if node.parent.kind == _OBJECT:
-            pos = node.parent.by_key[node.key].key_start
-        else:
-            pos = node.start
+        pos = node.parent.by_key[node.key].key_start if node.parent.kind == _OBJECT else node.start
         return self.text.count("\n", 0, pos) + 1
 
     def set_values(self, sets: Iterable[tuple[JsonPath, Any]]) -> str:
@@ -691,7 +697,7 @@ def _json_equal(a: Any, b: Any) -> bool:
         elif isinstance(a, list):
             if type(b) is not list or len(a) != len(b):
                 return False
-            work.extend(zip(a, b))
+            work.extend(zip(a, b, strict=True))
         elif not _same_scalar(a, b):
             return False
     return True

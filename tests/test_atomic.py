@@ -48,6 +48,13 @@ def test_keeps_an_executable_mode(config):
     assert mode(config) == 0o755
 
 
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="only root can give a file away")
+def test_keeps_the_owner_when_root_rewrites_a_users_file(config):
+    os.chown(config, NOBODY, NOBODY)
+    atomic_write(config, b"{}")
+    assert (os.stat(config).st_uid, os.stat(config).st_gid) == (NOBODY, NOBODY)
+
+
 def test_a_new_file_gets_the_mode_open_would_give(tmp_path):
     umask = os.umask(0o027)
     try:
@@ -74,7 +81,7 @@ def test_a_failed_replace_leaves_the_original_and_no_temporary_file(config, monk
         raise OSError(5, "Input/output error")
 
     monkeypatch.setattr(atomic.os, "replace", fail)
-    with pytest.raises(WriteError, match="cannot write .*adapter_config.json: Input/output error"):
+    with pytest.raises(WriteError, match=r"cannot write .*adapter_config\.json: Input/output error"):
         atomic_write(config, b"{}")
     assert config.read_bytes() == b'{"rank": 8}\n'
     assert os.listdir(config.parent) == [config.name]

@@ -138,6 +138,17 @@ def test_trailing_garbage_is_an_error():
     assert info.value.line == 2
 
 
+def test_a_number_too_long_for_python_is_an_error():
+    with pytest.raises(JsonDocError, match="number too long") as info:
+        load('{\n "a": ' + "1" * 5000 + "}")
+    assert (info.value.line, info.value.column) == (2, 7)
+
+
+def test_a_raw_tab_in_a_string_is_an_error():
+    with pytest.raises(JsonDocError, match="raw control character"):
+        load('{"a": "x\ty"}')
+
+
 def test_trailing_comma_is_an_error():
     with pytest.raises(JsonDocError):
         load(b'{"a": 1,}')
@@ -166,7 +177,7 @@ def test_brackets_inside_strings_do_not_count_as_nesting():
 
 @pytest.mark.parametrize(
     "data",
-    [b"", b"\xef\xbb\xbf{}", b"\xff", b"{", b'{"a" 1}', b"[1] 2", b"[" * 1000, b'{"a": NaN', b"{'a': 1}"],
+    [b"", b"\xef\xbb\xbf{}", b"\xff", b"{", b'{"a" 1}', b"[1] 2", b"[" * 1000, b'{"a": NaN', b"{'a': 1}", b"9" * 5000],
 )
 def test_every_error_is_one_line_with_a_position(data):
     with pytest.raises(JsonDocError) as info:
@@ -221,7 +232,9 @@ def test_nan_spelled_inside_a_string_is_not_nonfinite():
 # -- positions ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("literal", ["1e-05", "20.0", "-0.0", "1E5", "100000000000000000000", '"x\\"y"', "null", "[1, [2]]", "{}"])
+@pytest.mark.parametrize(
+    "literal", ["1e-05", "20.0", "-0.0", "1E5", "100000000000000000000", '"x\\"y"', "null", "[1, [2]]", "{}"]
+)
 def test_span_covers_exactly_the_value(literal):
     text = '{"a": ' + literal + ' , "b": 1}'
     start, end = load(text).span(("a",))
@@ -523,6 +536,10 @@ def test_path_errors_name_the_path_and_the_line():
 def test_a_nonfinite_value_cannot_be_written():
     with pytest.raises(ValueError):
         load('{"scale": 1.0}').set_values([(("scale",), math.nan)])
+
+
+def test_a_document_with_nan_can_be_edited_elsewhere():
+    assert set_text('{"scale": NaN, "rank": 4}', (("rank",), 8)) == '{"scale": NaN, "rank": 8}'
 
 
 def test_no_sets_give_the_original_text():
