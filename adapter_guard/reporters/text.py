@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+import re
+
 from ..findings import FileResult
 from ..rules import SAFE
 
+# Everything str.splitlines() or a terminal treats as a line break or a control
+# sequence (C0, DEL, C1, U+2028/9), and the lone surrogates that stand for
+# undecodable bytes in a file name (they cannot be encoded to UTF-8 for stdout).
+_UNPRINTABLE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_NAMED = {"\n": "\\n", "\r": "\\r"}
+
+
+def _escape(match: re.Match) -> str:
+    char = match.group()
+    code = ord(char)
+    if char in _NAMED:
+        return _NAMED[char]
+    if 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's stand-in for the raw byte
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
 
 def _clean(text: str) -> str:
-    # A file name or value with a newline must not forge extra output lines.
-    return text.replace("\r", "\\r").replace("\n", "\\n")
+    # A file name or value must not forge extra output lines or terminal escapes.
+    return _UNPRINTABLE.sub(_escape, text)
 
 
 def render(results: list[FileResult], *, fix_mode: bool) -> str:
