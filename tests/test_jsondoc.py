@@ -827,3 +827,23 @@ def test_crlf_documents_stay_crlf(data, text):
     except JsonDocError:
         return
     assert "\n" not in result.replace("\r\n", "")
+
+
+@PROPERTY_SETTINGS
+@given(
+    data=st.data(),
+    value=st.dictionaries(KEYS, VALUES, min_size=1, max_size=5),
+    layout=st.sampled_from([{"indent": 4}, {"indent": 2}, {"indent": "\t"}, {}, {"separators": (",", ":")}]),
+)
+def test_a_removed_last_key_comes_back_as_json_dumps_wrote_it(data, value, layout):
+    # json.dumps is the oracle: a file it wrote, minus the last key of one object,
+    # plus that key set back, must be byte for byte what it wrote.
+    full = json.dumps(value, **layout)
+    candidates = [p for p in object_paths(value) if get(value, p) and (p or len(value) > 1)]
+    assume(candidates)
+    parent = data.draw(st.sampled_from(candidates))
+    key = list(get(value, parent))[-1]
+    stripped = copy.deepcopy(value)
+    del get(stripped, parent)[key]
+    text = json.dumps(stripped, **layout)
+    assert set_text(text, (parent + (key,), get(value, parent)[key])) == full
