@@ -6,7 +6,6 @@ import contextlib
 import errno
 import os
 import stat
-import tempfile
 
 
 class WriteError(OSError):
@@ -27,6 +26,8 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
     ``OSError``) for anything else that fails; the original is then untouched
     and no temporary file is left behind.
     """
+    import tempfile  # a few ms of imports that only a fix pays for, not the lint path
+
     path = os.fspath(path)
     # os.replace would replace the link itself, not its target: refuse rather than guess.
     if os.path.islink(path):

@@ -15,7 +15,6 @@ stays as it was.
 from __future__ import annotations
 
 import codecs
-import difflib
 import itertools
 import json
 import math
@@ -708,6 +707,8 @@ def _json_equal(a: Any, b: Any) -> bool:
 
 def unified_diff(path: str, before: str, after: str) -> str:
     """A ``git diff``-style unified diff of one file, empty when nothing changed."""
+    import difflib  # only fixes and --diff need it; keep it off the lint path's import time
+
     lines = difflib.unified_diff(
         before.splitlines(keepends=True),
         after.splitlines(keepends=True),
