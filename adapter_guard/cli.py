@@ -122,7 +122,7 @@ def _run(settings, github_comment: bool, all_paths: bool) -> int:
         if changed is not None:
             settings.paths = changed
     results = run(settings) if settings.paths else []
-    if settings.gpt_oss and not any(r.notes for r in results):
+    if settings.gpt_oss and not any("gpt-oss" in r.checks for r in results):
         results.append(_builtin_gpt_oss(settings))
 
     to_stdout = settings.output_format == "text"

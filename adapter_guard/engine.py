@@ -147,12 +147,15 @@ def process(path: Path, settings: Settings) -> FileResult:
         smoke = run_smoke(path, doc.value, base_model=settings.base_model, require=settings.require_smoke)
         result.findings += [f for f in smoke.findings if f.code in enabled]
         result.notes += smoke.notes
+        result.checks.add("smoke")
     if settings.gpt_oss and doc is not None and isinstance(doc.value, dict):
         from .mlx.gpt_oss import gpt_oss_findings
 
         found, lines = gpt_oss_findings(path, doc.value, base_model=settings.base_model)
         result.findings += [f for f in found if f.code in enabled]
         result.notes += lines
+        if found or lines:  # ([], []) means the adapter's base is not gpt-oss
+            result.checks.add("gpt-oss")
 
     if doc is not None:
         for finding in result.findings:

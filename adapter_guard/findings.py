@@ -80,3 +80,5 @@ class FileResult:
     write_error: str | None = None
     #: Extra report lines from the MLX checks (e.g. per-scenario figures).
     notes: list[str] = field(default_factory=list)
+    #: The deep checks that actually ran on this adapter ("smoke", "gpt-oss").
+    checks: set[str] = field(default_factory=set)
