@@ -49,10 +49,10 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
             f.write(data)
             f.flush()  # Python's buffer to the OS
             os.fsync(f.fileno())  # the OS's cache to the disk, before the rename makes it visible
-        if original:
+        if original is not None:
             _keep_owner(tmp, original)  # before chmod: chown clears setuid/setgid bits
         # mkstemp creates 0600; a rewrite must not change who can read the file.
-        os.chmod(tmp, stat.S_IMODE(original.st_mode) if original else _default_mode())
+        os.chmod(tmp, stat.S_IMODE(original.st_mode) if original is not None else _default_mode())
         os.replace(tmp, path)  # the atomic step: readers see old or new, never partial
         tmp = None
     except OSError as exc:
