@@ -109,7 +109,7 @@ def plan_fixes(findings: list[Finding], doc: jsondoc.Document, unsafe: bool) -> 
         try:
             text = current.set_values(list(fix.sets))
             current = jsondoc.load(text.encode("utf-8"))
-        except jsondoc.JsonDocError:
+        except (jsondoc.JsonDocError, ValueError):
             continue  # the path runs through a value of the wrong type; the finding stays
         applied.append(finding)
     return text, applied
@@ -167,10 +167,7 @@ def process(path: Path, settings: Settings) -> FileResult:
 def _line(doc: jsondoc.Document, finding: Finding) -> int:
     if finding.json_path is None:
         return 1
-    try:
-        return doc.key_line(finding.json_path) or 1
-    except (KeyError, IndexError, TypeError, jsondoc.JsonDocError):
-        return 1
+    return doc.key_line(finding.json_path)
 
 
 def _write(path: Path, text: str, result: FileResult, settings: Settings) -> None:
@@ -184,7 +181,7 @@ def _write(path: Path, text: str, result: FileResult, settings: Settings) -> Non
     try:
         atomic_write(target, text.encode("utf-8"))
     except OSError as exc:
-        result.write_error = f"not fixed: {exc.strerror or exc}"
+        result.write_error = f"not fixed: {exc}"
         return
     result.written = True
 
