@@ -7,8 +7,10 @@ which is pure: no I/O, no MLX, so most tests need no files at all.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,9 @@ FINE_TUNE_TYPES = ("lora", "dora", "full")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".npz")
 #: How many names a message lists before it says "and N more".
 LIST_LIMIT = 5
+#: The largest adapter_config.json (or base config.json) read. Real ones are
+#: 1-40 kB; parsing with positions peaks at about 130 bytes per byte of JSON.
+MAX_CONFIG_BYTES = 1024 * 1024
 
 
 @dataclass
@@ -70,11 +75,35 @@ def _is_number(value: Any) -> bool:
 # -- reading ------------------------------------------------------------------
 
 
+def read_config_bytes(path: Path, limit: int = MAX_CONFIG_BYTES) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes, or an OSError saying why not.
+
+    A config can be a planted FIFO or a link to /dev/zero: open without
+    blocking, refuse anything but a regular file, and never read past the limit.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory")
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        chunks, size = [], 0
+        while chunk := os.read(fd, limit + 1 - size):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:  # checked while reading: the file may grow after fstat
+                raise OSError(errno.EFBIG, f"larger than {limit} bytes, the most adapter-guard reads")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def read_base_layers(base_dir: Path) -> tuple[int | None, str | None]:
     """``num_hidden_layers`` from a base model's config.json, if there is a usable one."""
     config_path = base_dir / "config.json"
     try:
-        doc = jsondoc.load(config_path.read_bytes())
+        doc = jsondoc.load(read_config_bytes(config_path))
     except (OSError, jsondoc.JsonDocError):
         return None, None
     config = doc.value

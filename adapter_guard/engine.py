@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import jsondoc
 from .atomic import atomic_write
-from .check import Emitter, Inputs, check_weights, read_base_layers, run_rules
+from .check import Emitter, Inputs, check_weights, read_base_layers, read_config_bytes, run_rules
 from .discover import discover
 from .findings import FileResult, Finding
 from .rules import ERROR, INFO, SAFE, WARNING
@@ -27,18 +27,19 @@ class InternalError(Exception):
 
 def _read_config(path: Path, result: FileResult, settings: Settings) -> bytes | None:
     if path.is_symlink():
-        target = path.resolve()
-        if not _inside(target, settings.root):
+        try:
+            target = path.resolve()
+        except (OSError, RuntimeError):  # a symlink loop (RuntimeError before Python 3.13): reading says so
+            target = None
+        if target is not None and not _inside(target, settings.root):
             result.findings.append(
                 Finding("AG006", str(path), f"links to `{target}`, outside `{settings.root}`; it is read but never written")
             )
     try:
-        if path.is_dir():
-            raise IsADirectoryError(21, "is a directory")
-        return path.read_bytes()
+        return read_config_bytes(path)
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        if not path.exists() and path.is_symlink():
+        if isinstance(exc, FileNotFoundError) and path.is_symlink():
             reason = "dangling symbolic link"
         result.findings.append(Finding("AG005", str(path), f"cannot read the config: {reason}"))
         return None
