@@ -133,11 +133,8 @@ def check_weights(adapter_dir: Path, emit: Emitter, fine_tune_type: Any) -> Adap
         return None
     try:
         header = read_header(weights)
-    except HeaderError as exc:
+    except HeaderError as exc:  # every failure, including "cannot open", arrives as one
         emit("AG102", f"`{WEIGHTS_NAME}`: {exc.message}")
-        return None
-    except OSError as exc:
-        emit("AG102", f"`{WEIGHTS_NAME}` cannot be read: {exc.strerror or exc}")
         return None
     if fine_tune_type == "full":
         return None  # a full fine-tune stores model weights, not adapter factors
