@@ -69,7 +69,7 @@ def discover(paths: Iterable[Path], *, root: Path, exclude: list[str], force_exc
     """
     found: dict[str, Path] = {}
     for path in paths:
-        if path.is_dir():
+        if path.is_dir() and path.name != CONFIG_NAME:  # a directory named like the config is reported, not searched
             for config in _walk(path, root, exclude):
                 found.setdefault(os.path.normpath(config), config)
             continue
