@@ -95,7 +95,7 @@ def layer_path(module: str) -> LayerPath | None:
     return LayerPath(m.group("prefix"), int(m.group("index")), m.group("rest"))
 
 
-@dataclass
+@dataclass(slots=True)
 class ModuleShapes:
     path: str
     lora_a: Shape | None = None
@@ -169,9 +169,14 @@ def infer_adapter(tensors: Mapping[str, Sequence[int]]) -> AdapterShape:
 
     for path, group in factors.items():
         a, b, m = group.get("lora_a"), group.get("lora_b"), group.get("m")
-        entry = shape.modules[path] = ModuleShapes(
-            path, None if a is None else tuple(a), None if b is None else tuple(b), None if m is None else tuple(m)
-        )
+        # Header shapes are already tuples; live-module shapes may be lists.
+        if a is not None and type(a) is not tuple:
+            a = tuple(a)
+        if b is not None and type(b) is not tuple:
+            b = tuple(b)
+        if m is not None and type(m) is not tuple:
+            m = tuple(m)
+        entry = shape.modules[path] = ModuleShapes(path, a, b, m)
         if m is not None:
             shape.has_m = True
         located = layer_path(path)
@@ -187,7 +192,7 @@ def infer_adapter(tensors: Mapping[str, Sequence[int]]) -> AdapterShape:
             if a is not None or b is not None:
                 shape.unpaired[path] = "lora_a" if a is not None else "lora_b"
             continue
-        entry.rank = rank = _infer_rank(entry.lora_a, entry.lora_b)
+        entry.rank = rank = _infer_rank(a, b)
         if rank.rank is None:
             shape.contradicted[path] = rank.reason or "contradicted"
         else:
