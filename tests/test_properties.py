@@ -1,0 +1,102 @@
+"""Property tests: inference on random layouts, and parse -> fix -> parse round trips."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adapter_guard import jsondoc
+from adapter_guard.check import Inputs, run_rules
+from adapter_guard.engine import plan_fixes
+from adapter_guard.infer import infer_adapter, infer_rank
+
+dims = st.integers(1, 4096)
+ranks = st.integers(1, 256)
+experts = st.integers(1, 64)
+
+
+@given(dims, dims, ranks)
+def test_linear_rank_is_the_shared_axis(d_in, d_out, r):
+    assert infer_rank((d_in, r), (r, d_out)).rank == r
+
+
+@given(experts, dims, dims, ranks)
+def test_switch_rank_is_the_shared_axis(e, d_in, d_out, r):
+    assert infer_rank((e, r, d_in), (e, d_out, r)).rank == r
+    assert infer_rank((r * e, d_in), (e, d_out, r)).rank == r
+
+
+@given(st.lists(dims, min_size=1, max_size=3), st.lists(dims, min_size=1, max_size=3))
+def test_any_pair_gives_a_rank_that_both_factors_carry_or_none(a, b):
+    result = infer_rank(a, b)
+    if result.rank is None:
+        assert result.reason
+    else:
+        assert result.rank in a and result.rank in b
+
+
+FIELDS = [("num_layers",), ("fine_tune_type",), ("lora_parameters", "rank"),
+          ("lora_parameters", "dropout"), ("lora_parameters", "keys")]
+
+
+@st.composite
+def adapters(draw):
+    """A consistent adapter (tensors + complete config), then some fields deleted."""
+    rank = draw(st.integers(1, 64))
+    layers = draw(st.integers(1, 6))
+    keys = draw(st.lists(st.sampled_from(["self_attn.q_proj", "self_attn.v_proj", "mlp.up_proj"]),
+                         min_size=1, max_size=3, unique=True))
+    dora = draw(st.booleans())
+    tensors = {}
+    for i in range(layers):
+        for key in keys:
+            tensors[f"model.layers.{i}.{key}.lora_a"] = (32, rank)
+            tensors[f"model.layers.{i}.{key}.lora_b"] = (rank, 32)
+            if dora:
+                tensors[f"model.layers.{i}.{key}.m"] = (32,)
+    config = {
+        "fine_tune_type": "dora" if dora else "lora",
+        "learning_rate": draw(st.sampled_from([1e-05, 0.0002, 3e-4])),
+        "lora_parameters": {"rank": rank, "dropout": 0.0, "scale": draw(st.sampled_from([20.0, 1.0, 0.5])),
+                            "keys": sorted(keys)},
+        "num_layers": -1,
+        "note": draw(st.text(max_size=8)),
+    }
+    dropped = draw(st.lists(st.sampled_from(FIELDS), unique=True, max_size=len(FIELDS)))
+    for path in dropped:
+        table = config
+        for part in path[:-1]:
+            table = table[part]
+        del table[path[-1]]
+    indent = draw(st.sampled_from([2, 4, "\t", None]))
+    return tensors, config, json.dumps(config, indent=indent, ensure_ascii=draw(st.booleans())), dropped
+
+
+@settings(max_examples=200, deadline=None)
+@given(adapters())
+def test_fixing_restores_every_dropped_field_and_keeps_every_other_value(adapter):
+    tensors, config, text, dropped = adapter
+    doc = jsondoc.load(text.encode())
+    shape = infer_adapter(tensors)
+    findings = run_rules(Inputs(doc.value, shape, None), "adapter_config.json")
+    fixed_text, _ = plan_fixes(findings, doc, unsafe=False)
+    fixed = json.loads(fixed_text)
+
+    # Nothing lost: every value that was there is still there, spelled the same.
+    for key, value in config.items():
+        if key != "lora_parameters":
+            assert fixed[key] == value
+            assert json.dumps(value) in fixed_text or isinstance(value, str)
+    for key, value in config.get("lora_parameters", {}).items():
+        assert fixed["lora_parameters"][key] == value
+    # Everything dropped that the tensors prove is back; keys need no restoring
+    # (every module sits inside the layers, which mlx-lm's default set reaches).
+    assert fixed["lora_parameters"]["rank"] == next(iter(shape.ranks))
+    assert fixed["lora_parameters"]["dropout"] == 0.0
+    assert fixed["num_layers"] == -1
+    assert fixed["fine_tune_type"] == shape.fine_tune_type
+    # And a second pass has nothing left to fix.
+    again = run_rules(Inputs(fixed, shape, None), "adapter_config.json")
+    assert [f for f in again if f.fix is not None] == []
