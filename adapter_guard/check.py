@@ -287,12 +287,13 @@ def _missing_lora_parameters(config: dict, shape: AdapterShape | None, emit: Emi
     else:
         emit("AG202", f"lora_parameters.rank is missing and cannot be inferred: {rank_why}", ("lora_parameters",))
     scale, applicability, why = _scale_source(config, {}, values.get("rank"))
+    missing_scale = None
     if applicability == SAFE:
         values["scale"] = scale
         notes.append(f"scale {why}")
     else:
         fix = Fix(UNSAFE, ((("lora_parameters", "scale"), scale),), f"set scale to {scale!r}") if applicability else None
-        emit("AG204", f"lora_parameters.scale is missing: {why}", ("lora_parameters",), fix)
+        missing_scale = (f"lora_parameters.scale is missing: {why}", ("lora_parameters",), fix)
     dropout = _valid_mirror(config, "dropout", lambda v: _is_number(v) and 0 <= v < 1)
     values["dropout"] = 0.0 if dropout is None else dropout
     notes.append("dropout 0.0 (no effect at inference)" if dropout is None else "dropout from the top-level mirror")
@@ -303,6 +304,8 @@ def _missing_lora_parameters(config: dict, shape: AdapterShape | None, emit: Emi
     fix = Fix(SAFE, ((("lora_parameters",), values),), "write lora_parameters: " + ", ".join(notes))
     state = "is null" if existing is None else "is missing"
     emit("AG201", f"lora_parameters {state}; mlx-lm needs it for {config.get('fine_tune_type', 'lora')} adapters", ("lora_parameters",) if existing is None else None, fix)
+    if missing_scale is not None:  # after AG201, whose fix creates the object this one writes into
+        emit("AG204", *missing_scale)
 
 
 def _rank_rules(config: dict, lora: dict, shape: AdapterShape | None, emit: Emitter) -> None:
