@@ -252,7 +252,7 @@ def _scale_source(config: dict, lora: dict, rank: int | None) -> tuple[Any, str 
     """(value, applicability, explanation) for a missing scale, or (None, None, how-to)."""
     mirror = _valid_mirror(config, "scale", _is_number)
     if mirror is not None:
-        return mirror, SAFE, f"copied from the top-level `scale` mirror ({mirror!r})"
+        return mirror, SAFE, f"the top-level `scale` mirror says {mirror!r}"
     alpha = next(
         (t[k] for t in (lora, config) for k in ("alpha", "lora_alpha") if k in t and _is_number(t[k])),
         None,
@@ -263,8 +263,8 @@ def _scale_source(config: dict, lora: dict, rank: int | None) -> tuple[Any, str 
         return (
             alpha / rank,
             UNSAFE,
-            f"alpha / rank = {alpha!r} / {rank} = {alpha / rank!r}; this is the PEFT convention and may not be "
-            "the scale the adapter was trained with (mlx-lm uses scale directly)",
+            f"--unsafe-fixes writes alpha / rank = {alpha!r} / {rank} = {alpha / rank!r}, the PEFT convention, "
+            "which may not be the scale the adapter was trained with (mlx-lm uses scale directly)",
         )
     return None, None, (
         "scale is not stored in the tensors and the config has no `scale` mirror or alpha; set "
@@ -290,10 +290,10 @@ def _missing_lora_parameters(config: dict, shape: AdapterShape | None, emit: Emi
     missing_scale = None
     if applicability == SAFE:
         values["scale"] = scale
-        notes.append(f"scale {why}")
+        notes.append(f"scale {scale!r} from the top-level mirror")
     else:
         fix = Fix(UNSAFE, ((("lora_parameters", "scale"), scale),), f"set scale to {scale!r}") if applicability else None
-        missing_scale = (f"lora_parameters.scale is missing: {why}", ("lora_parameters",), fix)
+        missing_scale = (f"lora_parameters.scale is missing; {why}", ("lora_parameters",), fix)
     dropout = _valid_mirror(config, "dropout", lambda v: _is_number(v) and 0 <= v < 1)
     values["dropout"] = 0.0 if dropout is None else dropout
     notes.append("dropout 0.0 (no effect at inference)" if dropout is None else "dropout from the top-level mirror")
@@ -332,7 +332,7 @@ def _scale_rules(config: dict, lora: dict, shape: AdapterShape | None, emit: Emi
         return
     scale, applicability, why = _scale_source(config, lora, _provable_rank(shape)[0])
     fix = Fix(applicability, ((("lora_parameters", "scale"), scale),), f"set scale to {scale!r}") if applicability else None
-    emit("AG204", f"lora_parameters.scale is missing: {why}", ("lora_parameters",), fix)
+    emit("AG204", f"lora_parameters.scale is missing; {why}", ("lora_parameters",), fix)
 
 
 def _dropout_rules(config: dict, lora: dict, emit: Emitter) -> None:
@@ -340,9 +340,9 @@ def _dropout_rules(config: dict, lora: dict, emit: Emitter) -> None:
         return
     mirror = _valid_mirror(config, "dropout", lambda v: _is_number(v) and 0 <= v < 1)
     if mirror is not None:
-        value, why = mirror, f"copied from the top-level `dropout` mirror ({mirror!r})"
+        value, why = mirror, f"the top-level `dropout` mirror says {mirror!r}"
     else:
-        value, why = 0.0, "0.0 written: mlx-lm requires the key and dropout has no effect at inference"
+        value, why = 0.0, "the fix writes 0.0: mlx-lm requires the key, and dropout has no effect at inference"
     fix = Fix(SAFE, ((("lora_parameters", "dropout"), value),), f"set dropout to {value!r}")
     emit("AG205", f"lora_parameters.dropout is missing; {why}", ("lora_parameters",), fix)
 
