@@ -1,0 +1,349 @@
+"""The filesystem as an adversary: directories, links, FIFOs, devices, permissions, read-only trees, pickles.
+
+These tests run as root here, where permission bits do not stop reads or
+writes. Each permission case is therefore proven twice:
+
+- simulated in-process: ``os.open`` / ``os.replace`` / ``tempfile.mkstemp``
+  raise the error the kernel would (EACCES, EROFS) for the one path involved;
+- for real in a child process: as root the child runs under ``setpriv`` with
+  CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH dropped, so ``chmod 000`` and a
+  ``chmod 555`` directory bite; the read-only case also runs on a real
+  read-only bind mount made with ``unshare -m``. Each real variant is skipped,
+  saying why, where the machine cannot do it.
+
+Anything that could hang or exhaust memory if it regressed (FIFOs, /dev/zero)
+runs in a child process with a timeout and an address-space limit.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import pickle
+import resource
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from adapter_guard.check import MAX_CONFIG_BYTES, PICKLE_SUFFIXES
+from hostile import COMPLETE, exit_problems, preservation_problems, run_cli, temp_files, write_adapter
+
+NEEDS_FIX = COMPLETE.replace('        "dropout": 0.0,\n', "")  # AG205: the fix adds dropout
+CHILD = "import sys; from adapter_guard.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def child(*args, cwd, prefix=(), timeout=30, memory=None) -> subprocess.CompletedProcess:
+    """The CLI in a fresh process; ``memory`` caps its address space (bytes)."""
+    limit = (lambda: resource.setrlimit(resource.RLIMIT_AS, (memory, memory))) if memory else None
+    return subprocess.run([*prefix, sys.executable, "-c", CHILD, *map(os.fspath, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, preexec_fn=limit)
+
+
+def child_findings(result: subprocess.CompletedProcess) -> list[dict]:
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+    """The repository root (the working directory): the only tree a fix may write in."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    monkeypatch.chdir(root)
+    return root
+
+
+# -- what stands where the config should be ---------------------------------------------
+
+
+def test_a_directory_named_adapter_config_json_is_ag005(repo):
+    (repo / "adapter" / "adapter_config.json").mkdir(parents=True)
+    for target in (repo, repo / "adapter" / "adapter_config.json"):  # found by the search, and named explicitly
+        run = run_cli(target, "--fix", "--output-format", "json")
+        assert (run.code, [(f["code"], f["message"]) for f in run.findings()]) == (
+            1, [("AG005", "cannot read the config: is a directory")])
+
+
+def test_a_dangling_link_is_ag005(repo):
+    (repo / "adapter").mkdir()
+    (repo / "adapter" / "adapter_config.json").symlink_to("nowhere.json")
+    run = run_cli(repo, "--output-format", "json")
+    assert [(f["code"], f["message"]) for f in run.findings()] == [("AG005", "cannot read the config: dangling symbolic link")]
+
+
+def test_a_symlink_loop_is_ag005(repo):
+    (repo / "adapter").mkdir()
+    (repo / "adapter" / "adapter_config.json").symlink_to("adapter_config.json")
+    run = run_cli(repo, "--fix", "--output-format", "json")
+    assert exit_problems(run) == [] and run.code == 1
+    assert [f["code"] for f in run.findings()] == ["AG005"]
+
+
+def test_a_config_over_the_size_limit_is_ag005_and_untouched(repo):
+    config = NEEDS_FIX.replace("{", "{" + " " * MAX_CONFIG_BYTES, 1).encode()
+    path = write_adapter(repo / "adapter", config)
+    run = run_cli(path, "--fix", "--output-format", "json")
+    assert [(f["code"], f["message"]) for f in run.findings()] == [
+        ("AG005", f"cannot read the config: larger than {MAX_CONFIG_BYTES} bytes, the most adapter-guard reads")]
+    assert path.read_bytes() == config
+
+
+def test_a_fifo_config_is_ag005_without_blocking(repo):
+    (repo / "adapter").mkdir()
+    os.mkfifo(repo / "adapter" / "adapter_config.json")  # nobody ever writes: a blocking open would hang
+    result = child(repo, "--fix", "--output-format", "json", cwd=repo, timeout=20)
+    assert [(f["code"], f["message"]) for f in child_findings(result)] == [
+        ("AG005", "cannot read the config: not a regular file")]
+
+
+def test_a_config_linked_to_dev_zero_is_refused_in_bounded_memory(repo):
+    (repo / "adapter").mkdir()
+    (repo / "adapter" / "adapter_config.json").symlink_to("/dev/zero")
+    result = child(repo, "--fix", "--output-format", "json", cwd=repo, timeout=20, memory=1024**3)
+    assert [f["code"] for f in child_findings(result)] == ["AG006", "AG005"]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
+def test_a_hostile_base_config_json_beside_the_adapter_is_skipped(repo, kind):
+    path = write_adapter(repo / "adapter", COMPLETE)
+    base = path.parent / "config.json"
+    os.mkfifo(base) if kind == "fifo" else base.symlink_to("/dev/zero")
+    result = child(path, "--output-format", "json", cwd=repo, timeout=20, memory=1024**3)
+    assert (result.returncode, child_findings(result)) == (0, [])
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "dangling"])
+def test_hostile_weights_files_are_ag102_without_blocking(repo, kind):
+    path = write_adapter(repo / "adapter", COMPLETE)
+    weights = path.parent / "adapters.safetensors"
+    weights.unlink()
+    {"fifo": lambda: os.mkfifo(weights), "dev-zero": lambda: weights.symlink_to("/dev/zero"),
+     "dangling": lambda: weights.symlink_to("gone")}[kind]()
+    result = child(path, "--output-format", "json", cwd=repo, timeout=20, memory=1024**3)
+    assert [f["code"] for f in child_findings(result)] == ["AG102"]
+
+
+# -- symbolic links and the repository boundary ---------------------------------------------
+
+
+def test_a_config_linked_outside_the_repository_is_read_never_written(repo, tmp_path):
+    outside = tmp_path / "elsewhere" / "adapter_config.json"
+    outside.parent.mkdir()
+    outside.write_text(NEEDS_FIX)
+    write_adapter(repo / "adapter", COMPLETE)
+    link = repo / "adapter" / "adapter_config.json"
+    link.unlink()
+    link.symlink_to(outside)
+
+    run = run_cli(repo, "--fix")
+    assert exit_problems(run) == [] and run.code == 1
+    assert f"AG006 (warning) links to `{outside}`, outside `{repo}`; it is read but never written" in run.out
+    assert "AG205" in run.out  # the target was still checked
+    assert "adapter/adapter_config.json: not fixed: it links outside" in run.out
+    assert outside.read_text() == NEEDS_FIX and link.is_symlink()
+
+
+def test_a_config_linked_inside_the_repository_is_fixed_through_the_link(repo):
+    target = write_adapter(repo / "real", NEEDS_FIX)
+    write_adapter(repo / "adapter", COMPLETE)
+    link = repo / "adapter" / "adapter_config.json"
+    link.unlink()
+    link.symlink_to(target)
+    assert run_cli(link, "--fix").code == 0
+    assert link.is_symlink() and preservation_problems(NEEDS_FIX.encode(), target.read_bytes(), unsafe=False) == []
+    assert '"dropout": 0.0' in target.read_text()
+
+
+# -- permissions, simulated ---------------------------------------------------------------------
+
+
+def refuse(monkeypatch, module, name, path: Path, error: OSError):
+    """Make ``module.name`` raise ``error`` when called on ``path`` (what the kernel does for a non-root user)."""
+    real = getattr(module, name)
+
+    def refusing(target, *args, **kwargs):
+        if os.fspath(target) == os.fspath(path):
+            raise error
+        return real(target, *args, **kwargs)
+
+    monkeypatch.setattr(module, name, refusing)
+
+
+def test_an_unreadable_config_is_ag005_simulated(repo, monkeypatch):
+    path = write_adapter(repo / "adapter", NEEDS_FIX)
+    refuse(monkeypatch, os, "open", path, PermissionError(errno.EACCES, "Permission denied"))
+    run = run_cli(path, "--fix", "--output-format", "json")
+    assert [(f["code"], f["message"]) for f in run.findings()] == [("AG005", "cannot read the config: Permission denied")]
+
+
+def test_unreadable_weights_are_ag102_simulated(repo, monkeypatch):
+    path = write_adapter(repo / "adapter", COMPLETE)
+    refuse(monkeypatch, os, "open", path.parent / "adapters.safetensors", PermissionError(errno.EACCES, "Permission denied"))
+    run = run_cli(path, "--output-format", "json")
+    assert [(f["code"], f["message"]) for f in run.findings()] == [
+        ("AG102", "`adapters.safetensors`: cannot open: permission denied")]
+
+
+def test_a_read_only_filesystem_fails_the_fix_cleanly_simulated(repo, monkeypatch):
+    path = write_adapter(repo / "adapter", NEEDS_FIX)
+    real_replace = os.replace
+
+    def read_only(source, destination, *args, **kwargs):
+        if os.fspath(destination) == os.fspath(path):
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real_replace(source, destination, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", read_only)
+    run = run_cli(path, "--fix")
+    assert exit_problems(run) == [] and run.code == 1
+    assert f"{path}: not fixed: cannot write {path}: Read-only file system" in run.out
+    assert "AG205" in run.out  # still a finding: nothing was fixed
+    assert path.read_text() == NEEDS_FIX and temp_files(repo) == []
+
+
+def test_a_directory_without_write_permission_fails_the_fix_cleanly_simulated(repo, monkeypatch):
+    path = write_adapter(repo / "adapter", NEEDS_FIX)
+
+    def no_write(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", no_write)
+    run = run_cli(path, "--fix")
+    assert exit_problems(run) == [] and run.code == 1
+    assert "not fixed: cannot write" in run.out and "Permission denied" in run.out
+    assert path.read_text() == NEEDS_FIX and temp_files(repo) == []
+
+
+# -- permissions, for real in a child process ------------------------------------------------------
+
+
+def _unprivileged_prefix() -> tuple[str, ...] | None:
+    """A command prefix under which permission bits apply, or None."""
+    if os.geteuid() != 0:
+        return ()
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return None
+    prefix = (setpriv, "--bounding-set", "-dac_override,-dac_read_search", "--")
+    with tempfile.NamedTemporaryFile() as probe:
+        os.chmod(probe.name, 0o000)
+        refused = subprocess.run([*prefix, "cat", probe.name], capture_output=True).returncode != 0
+    return prefix if refused else None
+
+
+UNPRIVILEGED = _unprivileged_prefix()
+needs_unprivileged = pytest.mark.skipif(
+    UNPRIVILEGED is None, reason="running as root and cannot drop CAP_DAC_OVERRIDE (no setpriv): permission bits do not apply"
+)
+
+
+@pytest.fixture
+def world_dir():
+    """A scratch directory outside pytest's 0700 tmp tree."""
+    path = Path(tempfile.mkdtemp(prefix="adapter-guard-perm-"))
+    path.chmod(0o755)
+    yield path
+    for directory in (path, *path.rglob("*")):
+        if directory.is_dir() and not directory.is_symlink():
+            directory.chmod(0o755)
+    shutil.rmtree(path)
+
+
+@needs_unprivileged
+def test_an_unreadable_config_is_ag005_for_real(world_dir):
+    path = write_adapter(world_dir / "adapter", NEEDS_FIX)
+    path.chmod(0o000)
+    result = child(world_dir, "--fix", "--output-format", "json", cwd=world_dir, prefix=UNPRIVILEGED)
+    assert [(f["code"], f["message"]) for f in child_findings(result)] == [
+        ("AG005", "cannot read the config: Permission denied")]
+
+
+@needs_unprivileged
+def test_unreadable_weights_are_ag102_for_real(world_dir):
+    path = write_adapter(world_dir / "adapter", COMPLETE)
+    (path.parent / "adapters.safetensors").chmod(0o000)
+    result = child(world_dir, "--output-format", "json", cwd=world_dir, prefix=UNPRIVILEGED)
+    assert [(f["code"], f["message"]) for f in child_findings(result)] == [
+        ("AG102", "`adapters.safetensors`: cannot open: permission denied")]
+
+
+@needs_unprivileged
+def test_a_read_only_directory_fails_the_fix_cleanly_for_real(world_dir):
+    path = write_adapter(world_dir / "adapter", NEEDS_FIX)
+    path.parent.chmod(0o555)
+    result = child(world_dir, "--fix", cwd=world_dir, prefix=UNPRIVILEGED)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "not fixed: cannot write" in result.stdout and "Permission denied" in result.stdout
+    assert path.read_text() == NEEDS_FIX and temp_files(world_dir) == []
+
+
+def _can_bind_read_only() -> bool:
+    if shutil.which("unshare") is None or shutil.which("mount") is None:
+        return False
+    with tempfile.TemporaryDirectory() as tmp:
+        probe = subprocess.run(["unshare", "-m", "sh", "-c", f"mount --bind {tmp} {tmp} && mount -o remount,bind,ro {tmp} "
+                                f"&& ! touch {tmp}/x 2>/dev/null"], capture_output=True)
+        return probe.returncode == 0
+
+
+@pytest.mark.skipif(not _can_bind_read_only(), reason="cannot make a read-only bind mount here (needs unshare -m and mount)")
+def test_a_read_only_mount_fails_the_fix_cleanly_for_real(tmp_path):
+    path = write_adapter(tmp_path / "adapter", NEEDS_FIX)
+    script = (f"mount --bind {tmp_path} {tmp_path} && mount -o remount,bind,ro {tmp_path} && "
+              f"exec {sys.executable} -c '{CHILD}' {tmp_path} --fix")
+    result = subprocess.run(["unshare", "-m", "sh", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "not fixed: cannot write" in result.stdout and "Read-only file system" in result.stdout
+    assert path.read_text() == NEEDS_FIX and temp_files(tmp_path) == []
+
+
+# -- pickle weights ------------------------------------------------------------------------------------
+
+
+class _Tripwire:
+    """Unpickling this creates ``marker``: proof that something loaded the file."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+AUDIT_CHILD = """
+import json, os, sys
+opened = []
+sys.addaudithook(lambda event, args: opened.append(os.fsdecode(args[0])) if event == "open" and isinstance(args[0], (str, bytes)) else None)
+from adapter_guard.cli import main
+code = main(sys.argv[1:])
+print(json.dumps(opened), file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def test_pickle_weights_are_ag107_and_never_opened(repo):
+    path = write_adapter(repo / "adapter", COMPLETE)
+    marker = repo / "unpickled"
+    payload = pickle.dumps(_Tripwire(str(marker)))
+    names = [f"adapters{suffix}" for suffix in PICKLE_SUFFIXES]
+    for name in names:
+        (path.parent / name).write_bytes(payload)
+
+    result = subprocess.run([sys.executable, "-c", AUDIT_CHILD, str(repo), "--fix", "--output-format", "json"],
+                            cwd=repo, capture_output=True, text=True, timeout=30)
+    findings = json.loads(result.stdout)
+    assert result.returncode == 1  # AG107 is a warning, and warnings fail by default
+    assert sorted(f["message"].split("`")[1] for f in findings if f["code"] == "AG107") == sorted(names)
+    assert {f["code"] for f in findings} == {"AG107"}
+    opened = json.loads(result.stderr.strip().splitlines()[-1])
+    assert str(path) in opened or os.path.relpath(path, repo) in opened  # the audit hook does see opens
+    assert [p for p in opened if p.endswith(PICKLE_SUFFIXES)] == []
+    assert not marker.exists()
+    pickle.loads(payload).close()  # the tripwire is live: loading any of them would have created the marker
+    assert marker.exists()
