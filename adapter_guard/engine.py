@@ -129,7 +129,9 @@ def process(path: Path, settings: Settings) -> FileResult:
     if doc is not None and any(f.fix for f in findings):
         new_text, applied = plan_fixes(findings, doc, settings.unsafe_fixes)
         if applied and new_text != doc.text:
-            result.diff = jsondoc.unified_diff(str(path), doc.text, new_text)
+            # A diff prints the file: never one from outside the repository (a link to, say, credentials).
+            if not any(f.code == "AG006" for f in result.findings):
+                result.diff = jsondoc.unified_diff(str(path), doc.text, new_text)
             if settings.writes:
                 _write(path, new_text, result, settings)
             if result.written:
