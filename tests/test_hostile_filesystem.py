@@ -149,6 +149,20 @@ def test_a_config_linked_outside_the_repository_is_read_never_written(repo, tmp_
     assert outside.read_text() == NEEDS_FIX and link.is_symlink()
 
 
+def test_a_config_linked_outside_the_repository_never_shows_its_text(repo, tmp_path):
+    secret = tmp_path / "elsewhere" / "credentials.json"
+    secret.parent.mkdir()
+    secret.write_text('{\n    "type": "service_account",\n    "private_key": "-----BEGIN PRIVATE KEY-----SECRET"\n}\n')
+    write_adapter(repo / "adapter", COMPLETE)
+    link = repo / "adapter" / "adapter_config.json"
+    link.unlink()
+    link.symlink_to(secret)
+    for flags in (["--diff"], ["--fix", "--diff"], ["--fix"], ["--output-format", "sarif"], ["--output-format", "github"]):
+        run = run_cli(repo, *flags)
+        assert "SECRET" not in run.out + run.err, flags
+        assert exit_problems(run) == [] and run.code == 1
+
+
 def test_a_config_linked_inside_the_repository_is_fixed_through_the_link(repo):
     target = write_adapter(repo / "real", NEEDS_FIX)
     write_adapter(repo / "adapter", COMPLETE)
