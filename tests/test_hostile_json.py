@@ -186,3 +186,14 @@ def test_crlf_config_is_fixed_with_crlf(tmp_path):
     after = path.read_bytes()
     assert b"\r\n" in after and b"\n" not in after.replace(b"\r\n", b"")
     assert preservation_problems(config.encode(), after, unsafe=False) == []
+
+
+@pytest.mark.parametrize("lora_parameters", ['"lora_parameters": null, ', ""])
+def test_one_unsafe_fix_run_settles_a_missing_lora_parameters_with_alpha(tmp_path, lora_parameters):
+    # Found by the hypothesis suite: the scale fix ran before the fix creating the object it writes into.
+    config = '{%s"num_layers": -1, "fine_tune_type": "lora", "alpha": 16}' % lora_parameters
+    path, _ = lint(tmp_path, config)
+    assert run_cli(path, "--fix", "--unsafe-fixes").code == 0
+    after = path.read_bytes()
+    assert b'"scale": 2.0' in after and preservation_problems(config.encode(), after, unsafe=True) == []
+    assert run_cli(path, "--fix", "--unsafe-fixes").code == 0 and path.read_bytes() == after
