@@ -18,6 +18,7 @@ import codecs
 import itertools
 import json
 import math
+import os
 import re
 import sys
 from collections.abc import Iterable, Sequence
@@ -712,8 +713,8 @@ def unified_diff(path: str, before: str, after: str) -> str:
     lines = difflib.unified_diff(
         before.splitlines(keepends=True),
         after.splitlines(keepends=True),
-        fromfile=f"a/{path}",
-        tofile=f"b/{path}",
+        fromfile=_diff_path("a/" + path),
+        tofile=_diff_path("b/" + path),
     )
     out = []
     for line in lines:
@@ -721,3 +722,19 @@ def unified_diff(path: str, before: str, after: str) -> str:
         if not line.endswith("\n"):
             out.append("\n\\ No newline at end of file\n")
     return "".join(out)
+
+
+_C_ESCAPES = {0x07: "\\a", 0x08: "\\b", 0x09: "\\t", 0x0A: "\\n", 0x0B: "\\v", 0x0C: "\\f", 0x0D: "\\r",
+              0x22: '\\"', 0x5C: "\\\\"}
+
+
+def _diff_path(name: str) -> str:
+    """A path as git prints it in a diff header: C-quoted unless it is plain printable ASCII.
+
+    A file name holding a newline would otherwise start a line of its own in
+    the diff (and in a CI log, a line such as ``::error ...``).
+    """
+    raw = os.fsencode(name)  # undecodable file-name bytes come back as themselves
+    if all(0x20 <= b < 0x7F and b not in (0x22, 0x5C) for b in raw):
+        return name
+    return '"' + "".join(_C_ESCAPES.get(b) or (chr(b) if 0x20 <= b < 0x7F else f"\\{b:03o}") for b in raw) + '"'
