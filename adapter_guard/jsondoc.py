@@ -711,8 +711,8 @@ def unified_diff(path: str, before: str, after: str) -> str:
     import difflib  # only fixes and --diff need it; keep it off the lint path's import time
 
     lines = difflib.unified_diff(
-        before.splitlines(keepends=True),
-        after.splitlines(keepends=True),
+        _lines(before),
+        _lines(after),
         fromfile=_diff_path("a/" + path),
         tofile=_diff_path("b/" + path),
     )
@@ -722,6 +722,12 @@ def unified_diff(path: str, before: str, after: str) -> str:
         if not line.endswith("\n"):
             out.append("\n\\ No newline at end of file\n")
     return "".join(out)
+
+
+def _lines(text: str) -> list[str]:
+    """Lines as git and patch see them: ended by "\n" only (a JSON string may hold a raw U+2028 or NEL)."""
+    lines = text.split("\n")
+    return [line + "\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
 
 
 _C_ESCAPES = {0x07: "\\a", 0x08: "\\b", 0x09: "\\t", 0x0A: "\\n", 0x0B: "\\v", 0x0C: "\\f", 0x0D: "\\r",
