@@ -52,6 +52,9 @@ def render(results: list[FileResult], *, fix_mode: bool) -> str:
         if result.write_error:
             lines.append(f"{_clean(result.path)}: {_clean(result.write_error)}")
         lines.extend(f"{_clean(result.path)}: {_clean(note)}" for note in result.notes)
+    # The GitHub runner reads a line starting with "::" (or the older "##[") as a workflow
+    # command; "./" in front keeps a file named "::error ..." the same path, and inert.
+    lines = [f"./{line}" if line.lstrip().startswith(("::", "##[")) else line for line in lines]
     checked = len(results)
     noun = "file" if checked == 1 else "files"
     if remaining == 0:
