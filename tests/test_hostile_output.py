@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -109,6 +111,30 @@ def test_hostile_json_values_cannot_forge_commands_either(tmp_path, monkeypatch)
     run = run_cli(".", "--output-format", "github")
     assert len(commands(run.out)) == 2  # AG004 for the rank, AG205 for the dropout
     assert all(command_properties(COMMAND(c)["props"])["file"] == "adapter/adapter_config.json" for c in commands(run.out))
+
+
+def test_diff_headers_quote_hostile_paths_as_git_does(repo):
+    run = run_cli(".", "--diff")
+    assert run.code == 1
+    assert commands(run.out) + commands(run.err) == []
+    assert '--- "a/x\\n::error file=forged.py,line=1::forged/adapter_config.json"\n' in run.out
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_git_apply_of_the_diff_equals_the_fix_for_hostile_paths_and_values(repo, tmp_path):
+    root, paths = repo
+    value = '"caf\u00e9 \u2028 \x85"'  # line separators JSON allows raw inside a string
+    for path in paths:
+        Path(path).write_text(NEEDS_FIX.replace('"caf\\u00e9/tiny"', value), encoding="utf-8")
+    fixed = tmp_path.parent / (tmp_path.name + "-fixed")
+    shutil.copytree(root, fixed, symlinks=True)
+    diff = run_cli(".", "--diff").out
+    (root / "fix.patch").write_text(diff, encoding="utf-8")
+    subprocess.run(["git", "apply", "--unsafe-paths", "fix.patch"], cwd=root, check=True, capture_output=True)
+    os.chdir(fixed)
+    assert run_cli(".", "--fix").code == 0
+    for path in paths:
+        assert (root / path).read_bytes() == (fixed / path).read_bytes()
 
 
 @pytest.fixture
