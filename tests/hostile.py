@@ -351,7 +351,7 @@ def gen_config(draw: Draw) -> dict:
 def render_config(draw: Draw, config: Any) -> bytes:
     """``config`` as some tool might write it: indentation, separators, escapes, CRLF."""
     indent = draw("choice", (None, 0, 2, 4, "\t"))
-    separators = draw("choice", (None, (",", ":"), (", ", ": "), (" , ", " : ")))
+    separators = draw("choice", (None, (",", ":"), (", ", ": "), (" , ", " : "), (",\r\n\t", "\t:\r"), ("\n,", ":\n ")))
     text = json.dumps(config, indent=indent, separators=separators, ensure_ascii=draw("bool"))
     if draw("int", 0, 4) == 0:
         text = text.replace("\n", "\r\n")
@@ -382,8 +382,13 @@ CONFIG_INSERTS = (b"\xff", b"\x00", b"\xef\xbb\xbf", b"NaN", b"-Infinity", b",",
 def gen_config_bytes(draw: Draw) -> bytes:
     """A config file: well-formed most of the time, then duplicated keys, BOMs, cuts, flips..."""
     data = render_config(draw, gen_config(draw))
-    style = draw("choice", ("plain", "plain", "plain", "duplicate", "mutate", "wrap"))
-    if style == "duplicate" and data.lstrip().startswith(b"{"):
+    style = draw("choice", ("plain", "plain", "plain", "duplicate", "escape", "mutate", "wrap"))
+    if style == "escape":  # spell a known key with a \u escape: the same key to every JSON reader
+        key = draw("choice", KNOWN_KEYS + LORA_KEYS).encode()
+        if b'"' + key + b'"' in data:
+            i = draw("int", 0, len(key) - 1)
+            data = data.replace(b'"' + key + b'"', b'"' + key[:i] + b"\\u%04x" % key[i] + key[i + 1 :] + b'"', 1)
+    elif style == "duplicate" and data.lstrip().startswith(b"{"):
         at = data.index(b"{") + 1
         key = draw("choice", KNOWN_KEYS + ("x",))
         data = data[:at] + json.dumps(key).encode() + b": " + json.dumps(odd_value(draw)).encode() + b", " + data[at:]
@@ -576,7 +581,7 @@ class RandomDraw:
         if kind == "float":
             return rng.choice((rng.uniform(-1e6, 1e6), rng.random(), rng.expovariate(1e-300), -0.0, 5e-324))
         if kind == "text":
-            alphabet = "ab_.:%\n\r\"\\`<>é\u2028\x00\x1b\ud800"
+            alphabet = "ab_.:%\n\r\"\\`<>é\u2028\x00\x1b\ud800\U0001f600"
             return "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 8)))
         raise ValueError(kind)
 
