@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .reporters.text import printable
 from .rules import RULES
 
 FORMATS = ("text", "json", "github", "sarif")
@@ -125,16 +126,17 @@ def _run(settings, github_comment: bool, all_paths: bool) -> int:
     if settings.gpt_oss and not any("gpt-oss" in r.checks for r in results):
         results.append(_builtin_gpt_oss(settings))
 
-    to_stdout = settings.output_format == "text"
+    # Human notices and diffs go to stdout only when stdout is the text report;
+    # a machine format (json, sarif, github) keeps stdout to itself.
+    text = settings.output_format == "text"
     for result in results:
         if result.written:
-            click.echo(f"Fixing {result.path}", err=not to_stdout)
+            _write(f"Fixing {printable(result.path)}\n", err=not text)
     if settings.diff:
         for result in results:
             if result.diff:
-                click.echo(result.diff, nl=False)
-    output = render(settings.output_format, results, fix_mode=settings.fix)
-    click.echo(output, nl=False, err=settings.diff and to_stdout)
+                _write(result.diff, err=not text)
+    _write(render(settings.output_format, results, fix_mode=settings.fix), err=settings.diff and text)
     if os.environ.get("GITHUB_ACTIONS") == "true":
         from .github.action import report_to_actions
 
@@ -144,6 +146,20 @@ def _run(settings, github_comment: bool, all_paths: bool) -> int:
 
         run_comment(results, all_paths=all_paths)
     return exit_code(results, settings)
+
+
+def _write(text: str, *, err: bool = False) -> None:
+    """Write output exactly: no ANSI stripping (click.echo strips escapes off a
+    non-terminal, which would change a file name in an annotation), and file
+    names that are not UTF-8 go out as the bytes they are."""
+    stream = sys.stderr if err else sys.stdout
+    buffer = getattr(stream, "buffer", None)
+    if buffer is None:
+        stream.write(text.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+        return
+    stream.flush()
+    buffer.write(text.encode("utf-8", "surrogateescape"))
+    buffer.flush()
 
 
 def _builtin_gpt_oss(settings):

@@ -18,7 +18,9 @@ Shape = tuple[int, ...]
 
 # ``model.layers.3.self_attn.q_proj``, ``language_model.model.layers.12.mlp``,
 # ``layers.0.attention.wq``: the prefix ends in ``layers``, then the index.
-_LAYER_RE = re.compile(r"^(?P<prefix>(?:.*\.)?layers)\.(?P<index>\d+)(?:\.(?P<rest>.+))?$")
+# An index of more than 4,000 digits is no transformer layer (and int() of a
+# hostile 5,000-digit one would raise: Python caps int() at 4,300 digits).
+_LAYER_RE = re.compile(r"^(?P<prefix>(?:.*\.)?layers)\.(?P<index>\d{1,4000})(?:\.(?P<rest>.+))?$")
 
 
 @dataclass(frozen=True)

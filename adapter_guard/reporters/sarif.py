@@ -10,6 +10,7 @@ location on every result.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -49,7 +50,8 @@ def artifact_uri(path: str) -> dict[str, str]:
     relative = report_path(path)
     if Path(relative).is_absolute():
         return {"uri": Path(relative).as_uri()}
-    return {"uri": quote(relative, safe="/"), "uriBaseId": "%SRCROOT%"}
+    # fsencode: a file name that is not UTF-8 is percent-encoded as its bytes.
+    return {"uri": quote(os.fsencode(relative), safe="/"), "uriBaseId": "%SRCROOT%"}
 
 
 def _result(finding: Finding) -> dict[str, Any]:

@@ -24,9 +24,16 @@ def _escape(match: re.Match) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
-def _clean(text: str) -> str:
-    # A file name or value must not forge extra output lines or terminal escapes.
+def printable(text: str) -> str:
+    """A file name or value that cannot forge extra output lines or terminal escapes."""
     return _UNPRINTABLE.sub(_escape, text)
+
+
+def _path(path: str) -> str:
+    # A line starting with "::" is a workflow command to a GitHub runner reading
+    # this report; "./::x" names the same file and is not one.
+    path = printable(path)
+    return "./" + path if path.startswith(":") else path
 
 
 def render(results: list[FileResult], *, fix_mode: bool) -> str:
@@ -47,11 +54,11 @@ def render(results: list[FileResult], *, fix_mode: bool) -> str:
                     unsafe += 1
             severity = "" if finding.severity == "error" else f" ({finding.severity})"
             lines.append(
-                f"{_clean(finding.path)}:{finding.line or 1}: {finding.code}{marker}{severity} {_clean(finding.message)}"
+                f"{_path(finding.path)}:{finding.line or 1}: {finding.code}{marker}{severity} {printable(finding.message)}"
             )
         if result.write_error:
-            lines.append(f"{_clean(result.path)}: {_clean(result.write_error)}")
-        lines.extend(f"{_clean(result.path)}: {_clean(note)}" for note in result.notes)
+            lines.append(f"{_path(result.path)}: {printable(result.write_error)}")
+        lines.extend(f"{_path(result.path)}: {printable(note)}" for note in result.notes)
     # The GitHub runner reads a line starting with "::" (or the older "##[") as a workflow
     # command; "./" in front keeps a file named "::error ..." the same path, and inert.
     lines = [f"./{line}" if line.lstrip().startswith(("::", "##[")) else line for line in lines]
