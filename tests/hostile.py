@@ -251,11 +251,7 @@ def judge(directory: Path, args: list[str], output_format: str, *, before: bytes
     which a second ``--fix`` leaves alone; no temporary file is left behind.
     """
     run = run_cli(directory, "--output-format", output_format, *args)
-    problems = exit_problems(run)
-    # --diff prints the diff to stdout ahead of a json/sarif/github report (a
-    # known gap, pinned by test_hostile_output); judge the report only without it.
-    if "--diff" not in args:
-        problems += output_problems(run, output_format)
+    problems = exit_problems(run) + output_problems(run, output_format)
     if output_format == "json" and not problems:
         problems += exit_code_problems(run, args)
     config = directory / CONFIG
