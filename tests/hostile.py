@@ -440,7 +440,8 @@ def gen_tensors(draw: Draw) -> dict[str, list[int]]:
             tensors[draw("choice", names)] = [draw("int", 0, 9) for _ in range(draw("int", 0, 4))]
         else:
             tensors[draw("choice", ("", ".", "model.layers.", "model.layers.x.q.lora_a", "a\n::error::b.lora_a",
-                                    "model.layers.99999999999999999999.q.lora_a"))] = [1, 1]
+                                    "model.layers.99999999999999999999.q.lora_a",
+                                    "model.layers." + "9" * 5000 + ".q.lora_a"))] = [1, 1]
     return tensors
 
 
