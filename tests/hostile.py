@@ -274,7 +274,7 @@ def judge(directory: Path, args: list[str], output_format: str, *, before: bytes
 
 # -- generators: configs -------------------------------------------------------------------------
 
-Draw = Callable[..., Any]  # draw(kind, *args): see HypothesisDraw and RandomDraw
+Draw = Callable[..., Any]  # draw(kind, *args): see RandomDraw and hypothesis_draw
 
 KNOWN_KEYS = ("fine_tune_type", "num_layers", "lora_parameters", "rank", "scale", "dropout", "alpha",
               "unsloth_mlx_lora_module_paths", "model", "base_model_name_or_path", "peft_type")

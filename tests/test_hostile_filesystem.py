@@ -23,7 +23,6 @@ import os
 import pickle
 import resource
 import shutil
-import stat
 import subprocess
 import sys
 import tempfile
