@@ -13,6 +13,7 @@ still changes something, or a temporary file left behind.
 from __future__ import annotations
 
 import os
+import random
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +21,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hostile import COMPLETE, Example, gen_config_bytes, gen_example, gen_weights, hypothesis_draw, lora_header, safetensors_bytes
+from adapter_guard.engine import PARALLEL_THRESHOLD
+from hostile import (COMPLETE, Example, RandomDraw, exit_problems, gen_config_bytes, gen_example, gen_weights,
+                     hypothesis_draw, lora_header, run_cli, safetensors_bytes)
 
 PROPERTY = settings(
     max_examples=300,
@@ -69,3 +72,15 @@ def test_generated_safetensors_headers_under_a_complete_config(data):
 def test_generated_adapters_with_any_flags_and_format(data):
     example = gen_example(hypothesis_draw(data))
     assert not judged(example), example
+
+
+def test_a_tree_of_generated_adapters_gets_the_same_answers_in_parallel():
+    # Enough adapters for the engine's process pool: one hostile file must not upset the others.
+    examples = [gen_example(RandomDraw(random.Random(f"tree:{i}"))) for i in range(PARALLEL_THRESHOLD + 16)]
+    with scratch() as root:
+        for i, example in enumerate(examples):
+            example.write(root / f"adapter-{i:03d}")
+        whole = run_cli(".", "--output-format", "json")
+        one_by_one = [f for i in range(len(examples)) for f in run_cli(f"adapter-{i:03d}", "--output-format", "json").findings()]
+    assert exit_problems(whole) == []
+    assert whole.findings() == one_by_one
