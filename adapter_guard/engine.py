@@ -26,15 +26,11 @@ class InternalError(Exception):
 
 
 def _read_config(path: Path, result: FileResult, settings: Settings) -> bytes | None:
-    if path.is_symlink():
-        try:
-            target = path.resolve()
-        except (OSError, RuntimeError):  # a symlink loop (RuntimeError before Python 3.13): reading says so
-            target = None
-        if target is not None and not _inside(target, settings.root):
-            result.findings.append(
-                Finding("AG006", str(path), f"links to `{target}`, outside `{settings.root}`; it is read but never written")
-            )
+    target = _linked_outside(path, settings.root)
+    if target is not None:
+        result.findings.append(
+            Finding("AG006", str(path), f"links to `{target}`, outside `{settings.root}`; it is read but never written")
+        )
     try:
         return read_config_bytes(path)
     except OSError as exc:
@@ -43,6 +39,21 @@ def _read_config(path: Path, result: FileResult, settings: Settings) -> bytes | 
             reason = "dangling symbolic link"
         result.findings.append(Finding("AG005", str(path), f"cannot read the config: {reason}"))
         return None
+
+
+def _linked_outside(path: Path, root: Path) -> Path | None:
+    """Where ``path`` really is, when a symbolic link (the file, or a directory on
+    its way) takes it out of ``root``; None otherwise."""
+    try:
+        target, root = path.resolve(), root.resolve()
+    except (OSError, RuntimeError):  # a symlink loop (RuntimeError before Python 3.13): reading says so
+        return None
+    if target.is_relative_to(root):
+        return None
+    # A path named outside the root without any link is the user's own choice.
+    if path.is_symlink() or Path(os.path.abspath(path)).is_relative_to(root):
+        return target
+    return None
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -174,13 +185,11 @@ def _line(doc: jsondoc.Document, finding: Finding) -> int:
 
 
 def _write(path: Path, text: str, result: FileResult, settings: Settings) -> None:
-    target = path
-    if path.is_symlink():
-        resolved = path.resolve()
-        if not _inside(resolved, settings.root):
-            result.write_error = f"not fixed: it links outside `{settings.root}`"
-            return
-        target = resolved
+    if _linked_outside(path, settings.root) is not None:
+        result.write_error = f"not fixed: it links outside `{settings.root}`"
+        return
+    # A link inside the root is written through: atomic_write refuses to replace a link.
+    target = path.resolve() if path.is_symlink() else path
     try:
         atomic_write(target, text.encode("utf-8"))
     except OSError as exc:
