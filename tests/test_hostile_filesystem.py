@@ -148,6 +148,21 @@ def test_a_config_linked_outside_the_repository_is_read_never_written(repo, tmp_
     assert outside.read_text() == NEEDS_FIX and link.is_symlink()
 
 
+def test_a_directory_linked_outside_the_repository_is_never_written_through(repo, tmp_path):
+    outside = write_adapter(tmp_path / "elsewhere" / "adapter", NEEDS_FIX)
+    (repo / "linked").symlink_to(outside.parent)
+    run = run_cli(repo / "linked" / "adapter_config.json", "--fix")
+    assert exit_problems(run) == [] and run.code == 1
+    assert f"AG006 (warning) links to `{outside}`" in run.out and "not fixed: it links outside" in run.out
+    assert outside.read_text() == NEEDS_FIX
+
+
+def test_a_config_named_outside_the_repository_without_links_is_fixed(repo, tmp_path):
+    path = write_adapter(tmp_path / "elsewhere", NEEDS_FIX)  # the user's explicit choice, not a link's
+    assert run_cli(path, "--fix").code == 0
+    assert '"dropout": 0.0' in path.read_text()
+
+
 def test_a_config_linked_outside_the_repository_never_shows_its_text(repo, tmp_path):
     secret = tmp_path / "elsewhere" / "credentials.json"
     secret.parent.mkdir()
