@@ -131,9 +131,11 @@ def process(path: Path, settings: Settings) -> FileResult:
     """Lint one config, plan or apply its fixes, and return the result."""
     result = FileResult(str(path))
     data = _read_config(path, result, settings)
+    enabled = settings.enabled
+    linked_outside = any(f.code == "AG006" for f in result.findings)
+    result.findings = [f for f in result.findings if f.code in enabled]
     if data is None:
         return result
-    enabled = settings.enabled
     findings, doc = lint(path, data, settings)
     findings = [f for f in findings if f.code in enabled]
 
@@ -141,7 +143,7 @@ def process(path: Path, settings: Settings) -> FileResult:
         new_text, applied = plan_fixes(findings, doc, settings.unsafe_fixes)
         if applied and new_text != doc.text:
             # A diff prints the file: never one from outside the repository (a link to, say, credentials).
-            if not any(f.code == "AG006" for f in result.findings):
+            if not linked_outside:
                 result.diff = jsondoc.unified_diff(str(path), doc.text, new_text)
             if settings.writes:
                 _write(path, new_text, result, settings)
