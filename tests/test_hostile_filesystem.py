@@ -171,10 +171,21 @@ def test_a_config_linked_outside_the_repository_never_shows_its_text(repo, tmp_p
     link = repo / "adapter" / "adapter_config.json"
     link.unlink()
     link.symlink_to(secret)
-    for flags in (["--diff"], ["--fix", "--diff"], ["--fix"], ["--output-format", "sarif"], ["--output-format", "github"]):
+    for flags in (["--diff"], ["--fix", "--diff"], ["--fix"], ["--output-format", "sarif"], ["--output-format", "github"],
+                  ["--diff", "--ignore", "AG006"]):
         run = run_cli(repo, *flags)
         assert "SECRET" not in run.out + run.err, flags
         assert exit_problems(run) == [] and run.code == 1
+
+
+def test_ag006_and_ag005_obey_ignore(repo, tmp_path):
+    outside = tmp_path / "elsewhere.json"
+    outside.write_text(COMPLETE)
+    (repo / "a").mkdir()
+    (repo / "a" / "adapter_config.json").symlink_to(outside)
+    (repo / "b" / "adapter_config.json").mkdir(parents=True)
+    run = run_cli(repo, "--ignore", "AG0,AG1", "--output-format", "json")
+    assert (run.code, run.findings()) == (0, [])
 
 
 def test_a_config_linked_inside_the_repository_is_fixed_through_the_link(repo):
