@@ -8,6 +8,7 @@ or internal error.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from .reporters.text import printable
 from .rules import RULES
 
 FORMATS = ("text", "json", "github", "sarif")
+#: Surrogates other than surrogateescape's U+DC80..U+DCFF (undecodable file-name bytes).
+_LONE_SURROGATE = re.compile("[\ud800-\udc7f\udd00-\udfff]")
 
 
 def _split(values: tuple[str, ...]) -> list[str] | None:
@@ -152,6 +155,9 @@ def _write(text: str, *, err: bool = False) -> None:
     """Write output exactly: no ANSI stripping (click.echo strips escapes off a
     non-terminal, which would change a file name in an annotation), and file
     names that are not UTF-8 go out as the bytes they are."""
+    # A lone surrogate that stands for no file-name byte (JSON allows "\ud800")
+    # cannot be encoded at all: write it as the escape it came from.
+    text = _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
     stream = sys.stderr if err else sys.stdout
     buffer = getattr(stream, "buffer", None)
     if buffer is None:

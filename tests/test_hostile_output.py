@@ -136,16 +136,7 @@ def test_git_apply_of_the_diff_equals_the_fix_for_hostile_paths_and_values(repo,
         assert (root / path).read_bytes() == (fixed / path).read_bytes()
 
 
-SURROGATE_GAP = ("cli._write encodes with 'surrogateescape', which only maps U+DC80..U+DCFF: a JSON key or value "
-                 "escaped as \\ud800 reaches github/sarif output raw and raises UnicodeEncodeError (exit 2)")
-
-
-@pytest.mark.parametrize("output_format", [
-    "text",
-    "json",
-    pytest.param("github", marks=pytest.mark.xfail(strict=True, reason=SURROGATE_GAP)),
-    pytest.param("sarif", marks=pytest.mark.xfail(strict=True, reason=SURROGATE_GAP)),
-])
+@pytest.mark.parametrize("output_format", ["text", "json", "github", "sarif"])
 def test_a_lone_surrogate_escape_in_the_config_cannot_crash_a_format(tmp_path, monkeypatch, output_format):
     # Valid JSON: json.loads gives a str holding U+D800, which no UTF-8 stream can encode.
     monkeypatch.chdir(tmp_path)
