@@ -138,13 +138,16 @@ def process(path: Path, settings: Settings) -> FileResult:
         return result
     findings, doc = lint(path, data, settings)
     findings = [f for f in findings if f.code in enabled]
+    if linked_outside:
+        # Never written through, so not fixable; and no diff, which would print a
+        # file from outside the repository (a link to, say, credentials).
+        for finding in findings:
+            finding.fix = None
 
     if doc is not None and any(f.fix for f in findings):
         new_text, applied = plan_fixes(findings, doc, settings.unsafe_fixes)
         if applied and new_text != doc.text:
-            # A diff prints the file: never one from outside the repository (a link to, say, credentials).
-            if not linked_outside:
-                result.diff = jsondoc.unified_diff(str(path), doc.text, new_text)
+            result.diff = jsondoc.unified_diff(str(path), doc.text, new_text)
             if settings.writes:
                 _write(path, new_text, result, settings)
             if result.written:
