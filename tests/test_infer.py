@@ -3,6 +3,7 @@
 import pytest
 
 from adapter_guard.infer import infer_adapter, infer_num_layers, infer_rank, layer_path
+from test_rules import linear_tensors
 
 
 @pytest.mark.parametrize(
@@ -60,20 +61,9 @@ def test_modules_outside_layers_have_no_layer_path(module):
     assert layer_path(module) is None
 
 
-def _linear(prefix, layers, keys, rank=8, m=False):
-    tensors = {}
-    for i in layers:
-        for key in keys:
-            tensors[f"{prefix}.{i}.{key}.lora_a"] = (64, rank)
-            tensors[f"{prefix}.{i}.{key}.lora_b"] = (rank, 64)
-            if m:
-                tensors[f"{prefix}.{i}.{key}.m"] = (64,)
-    return tensors
-
-
 def test_adapter_inference_collects_rank_keys_layers_and_type():
     shape = infer_adapter(
-        {**_linear("model.layers", [2, 3], ["self_attn.q_proj", "self_attn.v_proj"]),
+        {**linear_tensors([2, 3], ["self_attn.q_proj", "self_attn.v_proj"]),
          "model.embed_tokens.lora_a": (1000, 8), "model.embed_tokens.lora_b": (8, 64)}
     )
     assert shape.rank == 8
@@ -84,18 +74,18 @@ def test_adapter_inference_collects_rank_keys_layers_and_type():
 
 
 def test_m_tensors_mean_dora():
-    assert infer_adapter(_linear("model.layers", [0], ["self_attn.q_proj"], m=True)).fine_tune_type == "dora"
+    assert infer_adapter(linear_tensors([0], ["self_attn.q_proj"], m=True)).fine_tune_type == "dora"
 
 
 def test_vlm_prefix_is_a_layer_prefix():
-    shape = infer_adapter(_linear("language_model.model.layers", [0, 1], ["self_attn.q_proj"]))
+    shape = infer_adapter(linear_tensors([0, 1], ["self_attn.q_proj"], prefix="language_model.model.layers"))
     assert shape.layer_indices == {"language_model.model.layers": {0, 1}}
     assert shape.keys == ["self_attn.q_proj"]
 
 
 def test_foreign_unpaired_and_mixed_ranks_are_recorded():
     shape = infer_adapter(
-        {**_linear("model.layers", [0], ["a"], rank=4), **_linear("model.layers", [1], ["a"], rank=8),
+        {**linear_tensors([0], ["a"], rank=4), **linear_tensors([1], ["a"], rank=8),
          "model.layers.0.b.lora_a": (64, 4), "model.layers.0.c.lora_A.weight": (4, 64)}
     )
     assert shape.foreign == ["model.layers.0.c.lora_A.weight"]
@@ -117,7 +107,7 @@ def test_foreign_unpaired_and_mixed_ranks_are_recorded():
     ],
 )
 def test_num_layers_is_only_inferred_when_proven(layers, total, expected):
-    shape = infer_adapter(_linear("model.layers", layers, ["self_attn.q_proj"]))
+    shape = infer_adapter(linear_tensors(layers, ["self_attn.q_proj"]))
     value, why = infer_num_layers(shape, total)
     assert value == expected
     assert why
