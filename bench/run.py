@@ -17,7 +17,10 @@ the machine's state:
 - the bare header read (``bench/header_read_baseline.py``): open each header, list the shapes;
 - the same parse without printing (informational: the floor for any header reader);
 - ``adapter-guard`` on the huge adapter and on the small one;
-- ``adapter-guard --version``.
+- ``adapter-guard --version``;
+- with the ``mlx`` extra: ``--smoke`` on the bundled tiny llama adapter, and
+  ``--gpt-oss`` on its built-in tiny model (``bench/smoke_bench.py`` and
+  ``bench/gpt_oss_bench.py`` break those down into import and check time).
 
 Nothing here is a timed test: it prints figures, the README records them.
 """
@@ -25,6 +28,7 @@ Nothing here is a timed test: it prints figures, the README records them.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -126,6 +130,15 @@ def main() -> int:
         "adapter-guard (small adapter)": [guard, str(CORPUS / "small")],
         "adapter-guard --version": [guard, "--version"],
     }
+    if importlib.util.find_spec("mlx_lm") is not None:  # the [mlx] extra: time the MLX edges too
+        examples = HERE.parent / "examples"
+        empty = CORPUS / "empty"
+        empty.mkdir(exist_ok=True)
+        commands["adapter-guard --smoke (tiny llama)"] = [
+            guard, "--smoke", "--base-model", str(examples / "base-models" / "tiny-llama"),
+            str(examples / "adapters" / "clean-llama"),
+        ]
+        commands["adapter-guard --gpt-oss (built-in)"] = [guard, "--gpt-oss", str(empty)]
     times: dict[str, list[float]] = {name: [] for name in commands}
     for name, cmd in commands.items():  # warm the page cache once
         timed(cmd)
@@ -147,6 +160,9 @@ def main() -> int:
     for label, ratio, target in ratios:
         verdict = "ok" if ratio <= target else "OVER TARGET"
         print(f"  {label:<36} {ratio:5.2f}x  (target <= {target}x: {verdict})")
+    if "adapter-guard --gpt-oss (built-in)" in median:
+        seconds = median["adapter-guard --gpt-oss (built-in)"]
+        print(f"  {'gpt-oss regression, built-in':<36} {seconds:5.2f} s   (target <= 10 s: {'ok' if seconds <= 10 else 'OVER TARGET'})")
     version_ms = median["adapter-guard --version"] * 1000
     print(f"  {'adapter-guard --version':<36} {version_ms:5.0f} ms  (target <= 150 ms: {'ok' if version_ms <= 150 else 'OVER TARGET'})")
     return 0
