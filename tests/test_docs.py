@@ -32,3 +32,14 @@ def test_ci_runs_the_readme_test_command():
     test_command = 'pip install -e ".[test]" && pytest'
     assert f"python3 -m venv .venv && . .venv/bin/activate && {test_command}" in readme
     assert f"python3 -m venv .venv && . .venv/bin/activate && {test_command}" in ci.splitlines()
+
+
+def test_readme_example_output_is_what_the_cli_prints(monkeypatch, capsys):
+    from adapter_guard.cli import main
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = readme.index("$ adapter-guard examples/adapters\n") + len("$ adapter-guard examples/adapters\n")
+    shown = readme[start : readme.index("```", start)]
+    monkeypatch.chdir(ROOT)
+    assert main(["examples/adapters"]) == 1
+    assert capsys.readouterr().out == shown
