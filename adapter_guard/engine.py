@@ -21,10 +21,6 @@ from .settings import Settings
 PARALLEL_THRESHOLD = 64
 
 
-class InternalError(Exception):
-    """A bug or an unexpected environment problem (exit code 2)."""
-
-
 def _read_config(path: Path, result: FileResult, settings: Settings) -> bytes | None:
     target = _linked_outside(path, settings.root)
     if target is not None:
@@ -54,14 +50,6 @@ def _linked_outside(path: Path, root: Path) -> Path | None:
     if path.is_symlink() or Path(os.path.abspath(path)).is_relative_to(root):
         return target
     return None
-
-
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        path.relative_to(root.resolve())
-        return True
-    except ValueError:
-        return False
 
 
 def lint(path: Path, data: bytes, settings: Settings) -> tuple[list[Finding], jsondoc.Document | None]:

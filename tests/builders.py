@@ -376,3 +376,16 @@ def vlm_prefixed_adapter(
         "lora_parameters": {"rank": rank, "scale": 20.0, "dropout": 0.0, "keys": ATTENTION_KEYS},
     }
     return _write_numpy_adapter(Path(adapter_dir), tensors, config)
+
+
+#: The live layouts the MLX tests share: name -> (base config, ``make_live_adapter`` keywords).
+#: Issue 3 asks for exactly these: attention keys with dropout 0.1, switch LoRA on
+#: gpt-oss experts, DoRA, and embedding LoRA.
+def live_layouts() -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    llama, gpt_oss = tiny_llama_config(), tiny_gpt_oss_config()
+    return {
+        "llama-attention": (llama, dict(num_layers=2, keys=ATTENTION_KEYS, dropout=0.1)),
+        "gpt-oss-experts": (gpt_oss, dict(num_layers=-1, keys=GPT_OSS_EXPERT_KEYS)),
+        "dora": (llama, dict(num_layers=-1, keys=ATTENTION_KEYS, dora=True)),
+        "embedding": (llama, dict(num_layers=-1, keys=EMBEDDING_KEYS)),
+    }

@@ -148,11 +148,8 @@ def test_header_only_layouts_get_the_inferred_rank(tmp_path, make, expected):
 
 
 SAVED_LAYOUTS = {
-    "llama-attention": dict(config=builders.tiny_llama_config, num_layers=2, keys=builders.ATTENTION_KEYS, dropout=0.1),
-    "llama-all-layers": dict(config=builders.tiny_llama_config, num_layers=-1, keys=None),
-    "gpt-oss-experts": dict(config=builders.tiny_gpt_oss_config, num_layers=-1, keys=builders.GPT_OSS_EXPERT_KEYS),
-    "dora": dict(config=builders.tiny_llama_config, num_layers=-1, keys=builders.ATTENTION_KEYS, dora=True),
-    "embedding": dict(config=builders.tiny_llama_config, num_layers=-1, keys=builders.EMBEDDING_KEYS),
+    **builders.live_layouts(),
+    "llama-all-layers": (builders.tiny_llama_config(), dict(num_layers=-1, keys=None)),
 }
 
 
@@ -160,9 +157,8 @@ SAVED_LAYOUTS = {
 def test_linear_to_lora_layers_plus_save_adapters_lints_clean(tmp_path, layout, capsys):
     from adapter_guard.mlx.save import save_adapters
 
-    spec = dict(SAVED_LAYOUTS[layout])
-    base_config = spec.pop("config")()
-    model = builders.make_live_adapter(base_config, **spec)
+    base_config, kwargs = SAVED_LAYOUTS[layout]
+    model = builders.make_live_adapter(base_config, **kwargs)
     save_adapters(model, tmp_path / "adapter")
 
     assert main([str(tmp_path / "adapter")]) == 0, capsys.readouterr().out

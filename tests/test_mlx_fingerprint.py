@@ -17,12 +17,7 @@ from adapter_guard.mlx.smoke import run_smoke
 LLAMA = builders.tiny_llama_config()
 GPT_OSS = builders.tiny_gpt_oss_config()
 
-LAYOUTS = {
-    "llama-attention": (LLAMA, dict(num_layers=2, keys=builders.ATTENTION_KEYS, dropout=0.1)),
-    "gpt-oss-experts": (GPT_OSS, dict(num_layers=-1, keys=builders.GPT_OSS_EXPERT_KEYS)),
-    "dora": (LLAMA, dict(num_layers=-1, keys=builders.ATTENTION_KEYS, dora=True)),
-    "embedding": (LLAMA, dict(num_layers=-1, keys=builders.EMBEDDING_KEYS)),
-}
+LAYOUTS = builders.live_layouts()
 
 
 def _saved(tmp_path, base_config, **kwargs):

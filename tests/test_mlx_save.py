@@ -15,12 +15,7 @@ from adapter_guard.mlx.save import SaveError, save_adapters
 LLAMA = builders.tiny_llama_config()
 GPT_OSS = builders.tiny_gpt_oss_config()
 
-CASES = {
-    "llama-attention-dropout-0.1": (LLAMA, dict(num_layers=2, keys=builders.ATTENTION_KEYS, dropout=0.1)),
-    "gpt-oss-experts": (GPT_OSS, dict(num_layers=-1, keys=builders.GPT_OSS_EXPERT_KEYS)),
-    "dora": (LLAMA, dict(num_layers=-1, keys=builders.ATTENTION_KEYS, dora=True)),
-    "embedding": (LLAMA, dict(num_layers=-1, keys=builders.EMBEDDING_KEYS)),
-}
+CASES = builders.live_layouts()
 
 
 def _tensor_names(adapter_dir):
