@@ -7,7 +7,6 @@ or internal error.
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from pathlib import Path
@@ -75,16 +74,30 @@ def _explain(ctx: click.Context, _param, value: str | None) -> None:
 @click.option("--smoke", is_flag=True, help="Reload each adapter with stock mlx-lm and check its behaviour (needs [mlx]).")
 @click.option("--require-smoke", is_flag=True, help="Fail when the smoke test had to be skipped.")
 @click.option("--gpt-oss", "gpt_oss", is_flag=True, help="Run the gpt-oss sliding-window attention regression (needs [mlx]).")
-@click.option("--github-comment", is_flag=True, help="Post or update the sticky PR comment (GitHub Actions, needs [github]).")
-@click.option("--all-paths", is_flag=True, help="With --github-comment: check every adapter under PATHS, not only those the PR touches.")
 @click.option("--list-rules", is_flag=True, expose_value=False, is_eager=True, callback=_list_rules,
               help="List every rule and exit.")
 @click.option("--explain", metavar="CODE", expose_value=False, is_eager=True, callback=_explain,
               help="Explain one rule and exit.")
 @click.option("-v", "--verbose", is_flag=True, help="Show tracebacks for internal errors.")
 @click.version_option(__version__, "-V", "--version", prog_name="adapter-guard")
-def cli(paths, select, ignore, exclude, github_comment, all_paths, **options) -> None:
+def cli(paths, select, ignore, exclude, **options) -> None:
     """Lint and fix MLX LoRA adapter_config.json files against their safetensors headers."""
+    settings = settings_from_options(paths, select, ignore, exclude, **options)
+    try:
+        code = _run(settings)
+    except Exception as exc:  # the one place an unexpected error becomes exit 2
+        if settings.verbose:
+            raise
+        click.echo(
+            f"adapter-guard: internal error: {type(exc).__name__}: {exc} (run with --verbose for the traceback)",
+            err=True,
+        )
+        code = 2
+    sys.exit(code)
+
+
+def settings_from_options(paths, select, ignore, exclude, **options):
+    """The Settings for parsed command-line options (raises click.UsageError)."""
     from .settings import SettingsError, resolve
 
     try:
@@ -101,33 +114,35 @@ def cli(paths, select, ignore, exclude, github_comment, all_paths, **options) ->
         raise click.UsageError(str(exc)) from None
     if settings.require_smoke:
         settings.smoke = True
-    try:
-        code = _run(settings, github_comment, all_paths)
-    except Exception as exc:  # the one place an unexpected error becomes exit 2
-        if settings.verbose:
-            raise
-        click.echo(
-            f"adapter-guard: internal error: {type(exc).__name__}: {exc} (run with --verbose for the traceback)",
-            err=True,
-        )
-        code = 2
-    sys.exit(code)
+    return settings
 
 
-def _run(settings, github_comment: bool, all_paths: bool) -> int:
-    from .engine import exit_code, run
-    from .reporters import render
+def parse_settings(argv: list[str]):
+    """The Settings an ``adapter-guard`` command line asks for, without running it.
 
-    if github_comment and not all_paths:
-        from .github.comment import changed_adapter_configs
+    The GitHub Action's entry point uses this to run the engine itself, so the
+    CLI knows nothing of the Action. Raises click.UsageError (and click.exceptions.Exit
+    for --help, --version and the like).
+    """
+    with cli.make_context("adapter-guard", list(argv)) as ctx:
+        return settings_from_options(**ctx.params)
 
-        # Only the adapters the PR touches; None means "not a PR run": check PATHS.
-        changed = changed_adapter_configs(roots=settings.paths)
-        if changed is not None:
-            settings.paths = changed
+
+def lint(settings) -> list:
+    """Run the engine: one FileResult per config, plus the built-in gpt-oss check when asked."""
+    from .engine import run
+
     results = run(settings) if settings.paths else []
     if settings.gpt_oss and not any("gpt-oss" in r.checks for r in results):
         results.append(_builtin_gpt_oss(settings))
+    return results
+
+
+def _run(settings) -> int:
+    from .engine import exit_code
+    from .reporters import render
+
+    results = lint(settings)
 
     # Human notices and diffs go to stdout only when stdout is the text report;
     # a machine format (json, sarif, github) keeps stdout to itself.
@@ -140,14 +155,6 @@ def _run(settings, github_comment: bool, all_paths: bool) -> int:
             if result.diff:
                 _write(result.diff, err=not text)
     _write(render(settings.output_format, results, fix_mode=settings.fix), err=settings.diff and text)
-    if os.environ.get("GITHUB_ACTIONS") == "true":
-        from .github.action import report_to_actions
-
-        report_to_actions(results, fix_mode=settings.fix)
-    if github_comment:
-        from .github.comment import run_comment
-
-        run_comment(results, all_paths=all_paths)
     return exit_code(results, settings)
 
 

@@ -6,6 +6,7 @@ They build the engine's output directly, so these tests do not depend on it.
 from __future__ import annotations
 
 import difflib
+import subprocess
 
 from adapter_guard.findings import FileResult, Finding, Fix
 from adapter_guard.rules import SAFE, UNSAFE
@@ -50,3 +51,9 @@ def fixable_result(path: str = "adapters/a/adapter_config.json") -> FileResult:
 
 def clean_result(path: str = "adapters/a/adapter_config.json") -> FileResult:
     return FileResult(path)
+
+
+def git_blob_sha(data: str | bytes) -> str:
+    """The blob SHA real git gives ``data`` (``git hash-object``), as pulls/{n}/files reports it."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    return subprocess.run(["git", "hash-object", "--stdin"], input=raw, capture_output=True, check=True).stdout.decode().strip()

@@ -19,14 +19,15 @@ from adapter_guard.github.comment import SUGGESTION_MARKER, changed_adapter_conf
 from adapter_guard.reporters.markdown import COMMENT_MARKER
 
 from fake_github import BOT, FakeGitHub
-from github_results import CONFIG_WITHOUT_DROPOUT, clean_result, finding, fixable_result, new_file_patch
+from github_results import CONFIG_WITHOUT_DROPOUT, clean_result, finding, fixable_result, git_blob_sha, new_file_patch
 
 CONFIG = "adapters/a/adapter_config.json"
 
 
 @pytest.fixture
 def fake():
-    files = [{"filename": CONFIG, "status": "added", "patch": new_file_patch(CONFIG_WITHOUT_DROPOUT)}]
+    files = [{"filename": CONFIG, "status": "added", "patch": new_file_patch(CONFIG_WITHOUT_DROPOUT),
+              "sha": git_blob_sha(CONFIG_WITHOUT_DROPOUT)}]
     with FakeGitHub(files=files) as server:
         yield server
 
@@ -35,7 +36,8 @@ def fake():
 def env(tmp_path, monkeypatch, fake):
     """What a runner sets for a pull_request job; the working directory is the checkout."""
     workspace = tmp_path / "work"
-    workspace.mkdir()
+    (workspace / CONFIG).parent.mkdir(parents=True)
+    (workspace / CONFIG).write_text(CONFIG_WITHOUT_DROPOUT)  # the checkout holds the PR head's file
     monkeypatch.chdir(workspace)
     event = tmp_path / "event.json"
     event.write_text(json.dumps({"action": "synchronize", "number": fake.number,
@@ -294,14 +296,16 @@ def test_the_client_is_built_from_github_api_url(fake, env):
     # No client passed: GITHUB_API_URL (an Enterprise-style /api/v3 prefix) and GITHUB_TOKEN are used.
     outcome = run_comment([fixable_result()], env=env)
     assert outcome.status == "created"
-    assert all(path.startswith("/api/v3/") for _, path in fake.requests)
+    # REST under /api/v3, GraphQL (who the token is) at /api/graphql, as GitHub Enterprise lays them out.
+    assert all(path.startswith("/api/v3/") or path == "/api/graphql" for _, path in fake.requests)
+    assert any(path.startswith("/api/v3/") for _, path in fake.requests)
 
 
 # -- which adapters the PR touches ---------------------------------------------------
 
 
 def make_adapter(root: Path, name: str) -> Path:
-    (root / name).mkdir(parents=True)
+    (root / name).mkdir(parents=True, exist_ok=True)
     (root / name / "adapter_config.json").write_text("{}")
     return Path(name) / "adapter_config.json"
 

@@ -26,7 +26,8 @@ def fake():
 def env(tmp_path, fake):
     event = tmp_path / "event.json"
     event.write_text(json.dumps({"action": "completed",
-                                 "workflow_run": {"event": "pull_request", "head_sha": fake.head_sha}}))
+                                 "workflow_run": {"event": "pull_request", "head_sha": fake.head_sha,
+                                                  "head_repository": {"full_name": f"{fake.owner}/{fake.repo}"}}}))
     return {"GITHUB_EVENT_NAME": "workflow_run", "GITHUB_EVENT_PATH": str(event),
             "GITHUB_REPOSITORY": f"{fake.owner}/{fake.repo}", "GITHUB_API_URL": fake.api_url,
             "GITHUB_TOKEN": fake.token}

@@ -1,13 +1,21 @@
-"""The GitHub Action's side of a run: its command line, step summary and outputs.
+"""The GitHub Action's entry point: run the engine once, then report on GitHub once.
 
 ``action.yml`` hands its inputs to this module through ``env:`` (never
 ``${{ }}`` inside a script, so an input cannot inject shell), and runs
 
     python -m adapter_guard.github.action
 
-which turns them into an ``adapter-guard`` command line and runs the CLI in
-process. The CLI calls ``report_to_actions`` after linting, which writes the
-step summary and the ``findings`` / ``fixable`` outputs.
+which turns them into an ``adapter-guard`` command line, parses it with the
+CLI's own parser, runs the engine, and then writes, once each: the
+annotations (capped at what GitHub shows, with one notice for the rest), the
+step summary, the ``findings`` / ``fixable`` outputs, and the sticky PR
+comment with its review. The CLI knows nothing of any of this: it never
+reads ``GITHUB_ACTIONS``, so a pre-commit hook batched inside a job writes
+no summary.
+
+The Action only checks: ``--fix`` (and ``--diff``, and another output format)
+in ``args`` is a usage error. A fix made on the runner's checkout is thrown
+away with the runner, and the run would pass on a file nobody fixed.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from pathlib import Path
 
 from ..findings import FileResult
 from ..reporters import markdown
-from ..reporters.github import command
+from ..reporters.github import annotation, command, is_file_path, report_path
 from .env import write_outputs
 
 #: Environment variables that action.yml sets from its inputs.
@@ -32,6 +40,19 @@ INPUTS = {
     "base-model": "ADAPTER_GUARD_BASE_MODEL",
     "comment": "ADAPTER_GUARD_COMMENT",
     "fail-on": "ADAPTER_GUARD_FAIL_ON",
+}
+FAIL_ON = ("error", "warning", "info", "never")
+#: Accepted in ``args`` for the Action only: check every adapter under ``paths``, not only the PR's.
+ALL_PATHS = "--all-paths"
+#: GitHub shows at most this many annotations of each type (error, warning, notice) per step.
+ANNOTATIONS_PER_TYPE = 10
+_REFUSED = {
+    "fix": "--fix is not supported in the Action: the fix would be made on the runner's checkout and "
+    "thrown away, and the run would pass on files nobody fixed. Run `adapter-guard --fix` locally or in "
+    "the pre-commit hook, and commit the result",
+    "diff": "--diff is not supported in the Action: the suggested changes are in the step summary, "
+    "the PR comment and the review",
+    "output_format": "--output-format is not supported in the Action: it writes annotations itself",
 }
 
 
@@ -49,7 +70,7 @@ def _boolean(env: Mapping[str, str], name: str, default: bool) -> bool:
 
 
 def build_cli_args(env: Mapping[str, str]) -> list[str]:
-    """The ``adapter-guard`` arguments for the action's inputs.
+    """The ``adapter-guard`` arguments for the action's inputs (``--all-paths`` included, if given).
 
     ``paths`` and ``args`` are split like a shell would (quotes group), but
     never run through one.
@@ -59,11 +80,11 @@ def build_cli_args(env: Mapping[str, str]) -> list[str]:
         extra = shlex.split(env.get(INPUTS["args"], ""))
     except ValueError as exc:
         raise InputError(f"cannot split paths/args: {exc}") from None
-    args = ["--output-format", "github"]
+    args = []
     fail_on = env.get(INPUTS["fail-on"], "").strip()
     if fail_on:
-        if fail_on not in ("error", "warning", "never"):
-            raise InputError(f"input 'fail-on' must be error, warning or never, not {fail_on!r}")
+        if fail_on not in FAIL_ON:
+            raise InputError(f"input 'fail-on' must be one of {', '.join(FAIL_ON)}, not {fail_on!r}")
         args += ["--fail-on", fail_on]
     if _boolean(env, "smoke", False):
         args.append("--smoke")
@@ -72,9 +93,90 @@ def build_cli_args(env: Mapping[str, str]) -> list[str]:
     base_model = env.get(INPUTS["base-model"], "").strip()
     if base_model:
         args += ["--base-model", base_model]
-    if _boolean(env, "comment", True):
-        args.append("--github-comment")
     return [*args, *extra, "--", *paths]
+
+
+def parse(env: Mapping[str, str]):
+    """(Settings, all_paths, comment) for the action's inputs; InputError for what the Action refuses."""
+    import click
+
+    from ..cli import parse_settings
+
+    argv = build_cli_args(env)
+    split = argv.index("--")
+    all_paths = ALL_PATHS in argv[:split]
+    argv = [a for i, a in enumerate(argv) if not (i < split and a == ALL_PATHS)]
+    try:
+        settings = parse_settings(argv)
+    except click.UsageError as exc:
+        raise InputError(exc.format_message()) from None
+    for name, reason in _REFUSED.items():
+        if getattr(settings, name) not in (False, "text"):
+            raise InputError(reason)
+    return settings, all_paths, _boolean(env, "comment", True)
+
+
+# -- annotations ------------------------------------------------------------------------------
+
+
+def annotations(results: Sequence[FileResult], *, extra: Sequence[str] = (),
+                per_type: int = ANNOTATIONS_PER_TYPE) -> str:
+    """Workflow commands for the findings that remain, at most ``per_type`` of each type.
+
+    GitHub drops the rest silently, so when there are more, one notice (which
+    takes a notice slot) says how many and where the full list is, and the
+    left-out findings are printed as plain log lines.
+    """
+    commands = [annotation(f) for r in results for f in r.findings if not f.fixed]
+    commands += [command("error", f"could not write the fix: {r.write_error}", title="adapter-guard",
+                         file=report_path(r.path), line=1) for r in results if r.write_error]
+    commands += list(extra)
+    shown: dict[str, int] = {}
+    kept, dropped = [], []
+    for line in commands:
+        kind = line[2:].split(" ", 1)[0].split("::", 1)[0]
+        shown[kind] = shown.get(kind, 0) + 1
+        (kept if shown[kind] <= per_type else dropped).append(line)
+    if dropped:
+        notices = [line for line in kept if line.startswith("::notice")]
+        if len(notices) >= per_type:  # make room for the one that explains
+            kept.remove(notices[-1])
+            dropped.append(notices[-1])
+        kept.append(command(
+            "notice",
+            f"{len(dropped)} more annotation(s) not shown: GitHub shows {per_type} of each type per step. "
+            "The step summary and the log below list every finding.",
+            title="adapter-guard",
+        ))
+        kept += ["adapter-guard: not annotated: " + _plain(line) for line in dropped]
+    return "".join(line + "\n" for line in kept)
+
+
+def _plain(workflow_command: str) -> str:
+    """A workflow command as a log line that the runner does not read as a command."""
+    return workflow_command.lstrip(":").replace("::", " ", 1)
+
+
+def suggestion_annotations(results: Sequence[FileResult]) -> list[str]:
+    """Notices with each suggested change, for a fork PR (its token cannot post a review)."""
+    from . import diff as difflines
+
+    out = []
+    for result in results:
+        if not result.diff or not is_file_path(result.path):
+            continue
+        for suggestion in difflines.suggestions(result.diff):
+            out.append(command(
+                "notice",
+                "Suggested change (adapter-guard --fix):\n" + "\n".join(suggestion.lines),
+                title=f"adapter-guard suggestion, lines {suggestion.start}-{suggestion.end}",
+                file=report_path(result.path),
+                line=suggestion.start,
+            ))
+    return out
+
+
+# -- summary and outputs -----------------------------------------------------------------------
 
 
 def write_step_summary(results: list[FileResult], env: Mapping[str, str] = os.environ, *,
@@ -113,17 +215,48 @@ def report_to_actions(results: list[FileResult], *, env: Mapping[str, str] = os.
     write_outputs(env, counts(results))
 
 
-def main(env: Mapping[str, str] = os.environ) -> int:
-    """Run adapter-guard with the action's inputs; returns the CLI's exit code."""
+# -- the step ------------------------------------------------------------------------------------
+
+
+def run(env: Mapping[str, str] = os.environ, *, client=None) -> int:
+    """The whole step; returns its exit code (0 clean, 1 findings, 2 usage or internal error)."""
     try:
-        args = build_cli_args(env)
+        settings, all_paths, comment = parse(env)
     except InputError as exc:
         print(command("error", str(exc), title="adapter-guard"), flush=True)
         return 2
-    from ..cli import main as cli_main
+    from ..cli import lint
+    from ..engine import exit_code
 
-    print(f"adapter-guard {shlex.join(args)}", file=sys.stderr, flush=True)
-    return cli_main(args)
+    print(f"adapter-guard: checking {' '.join(str(p) for p in settings.paths)}", file=sys.stderr, flush=True)
+    try:
+        if comment and not all_paths:
+            from .comment import changed_adapter_configs
+
+            # Only the adapters the PR touches; None means "not a PR run": check PATHS.
+            changed = changed_adapter_configs(env, roots=settings.paths, client=client)
+            if changed is not None:
+                settings.paths = changed
+        results = lint(settings)
+    except Exception as exc:  # the one place an unexpected error becomes exit 2
+        print(command("error", f"internal error: {type(exc).__name__}: {exc}", title="adapter-guard"), flush=True)
+        return 2
+
+    report_to_actions(results, env=env)
+    extra: list[str] = []
+    if comment:
+        from .comment import run_comment
+
+        outcome = run_comment(results, env=env, all_paths=all_paths, client=client)
+        if outcome.status == "saved":  # a fork: no review, so the suggestions become annotations
+            extra = suggestion_annotations(results)
+    sys.stdout.write(annotations(results, extra=extra))
+    sys.stdout.flush()
+    return exit_code(results, settings)
+
+
+def main(env: Mapping[str, str] = os.environ) -> int:
+    return run(env)
 
 
 if __name__ == "__main__":

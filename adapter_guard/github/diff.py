@@ -4,6 +4,10 @@
   current file, the shape a GitHub ```` ```suggestion ```` needs.
 - ``commentable_lines``: which lines of the new file a PR's diff shows, because
   a review comment on any other line makes GitHub reject the whole review (422).
+
+Lines end at "\n" only, as in git: a JSON value may hold a raw U+2028, NEL,
+``\x0b`` or ``\x0c``, and ``str.splitlines`` would cut the line there and
+make a suggestion that truncates the value.
 """
 
 from __future__ import annotations
@@ -23,11 +27,17 @@ class Suggestion:
     lines: tuple[str, ...]
 
 
+def split_lines(text: str) -> list[str]:
+    """``text`` cut at "\n" only, without a last empty piece after a final newline."""
+    lines = text.split("\n")
+    return lines[:-1] if lines and lines[-1] == "" else lines
+
+
 def _hunks(diff: str):
     """Yield (old_start, new_start, body lines) for each hunk; file headers are skipped."""
     header = None
     body: list[str] = []
-    for line in diff.splitlines():
+    for line in split_lines(diff):
         match = _HUNK.match(line)
         if match:
             if header:

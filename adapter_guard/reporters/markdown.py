@@ -29,9 +29,41 @@ COMMENT_MARKER = "<!-- adapter-guard:sticky-comment -->"
 _CELL_MAX = 500
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _PUNCT = re.compile(r"([\\`*_\[\]()#|~!{}])")
-_MENTION = re.compile(r"@(?=[A-Za-z0-9_])")
 _BACKTICKS = re.compile(r"`+")
 _TRUNCATION_RESERVE = 400
+
+#: A word joiner: invisible, and it splits the token GitHub would link.
+JOINER = "\u2060"
+# "@" as GitHub may read it once entities are decoded: literal, numeric and
+# named entities, percent-encoded, fullwidth and small forms.
+_AT = r"(?:@|&#0*64;?|&#[xX]0*40;?|&commat;?|%40|\uff20|\ufe6b)"
+_HASH = r"(?:#|&#0*35;?|&#[xX]0*23;?|&num;?|%23|\uff03|\ufe5f)"
+_NEUTRALISE = re.compile(
+    rf"(?P<at>{_AT})(?=[A-Za-z0-9_-])"  # @user, @org/team, owner/repo@sha
+    rf"|(?P<hash>{_HASH})(?=[0-9])"  # #12, owner/repo#12
+    r"|(?P<gh>\bGH-)(?=[0-9])"  # GH-12
+    r"|(?P<scheme>(?<=[A-Za-z]):(?=//))"  # https://... (a bare URL autolinks)
+    r"|(?P<www>\bwww\.)",
+    re.IGNORECASE,
+)
+
+
+def neutralise(text: str) -> str:
+    """Break every mention, issue reference and autolink in ``text`` with a word joiner.
+
+    Idempotent: what it returns is left as it is, so the fork poster, which
+    runs it on the whole body, does not grow a body this module rendered.
+    """
+
+    def repl(match: re.Match) -> str:
+        kind = match.lastgroup
+        if kind == "scheme":
+            return ":" + JOINER
+        if kind == "www":
+            return "www" + JOINER + "."
+        return "@" + JOINER if kind == "at" else match[0] + JOINER
+
+    return _NEUTRALISE.sub(repl, text)
 
 
 def escape(text: str, *, max_length: int | None = None) -> str:
@@ -41,8 +73,9 @@ def escape(text: str, *, max_length: int | None = None) -> str:
         text = text[: max_length - 1] + "…"
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     text = _PUNCT.sub(r"\\\1", text)
-    # A word joiner after "@" stops GitHub from reading a mention; it renders invisibly.
-    return _MENTION.sub("@\u2060", text)
+    # A word joiner after "@" or "#" stops GitHub from reading a mention or a
+    # reference ("\\#12" still links); it renders invisibly.
+    return neutralise(text)
 
 
 def fence(content: str, info: str = "") -> str:
@@ -171,7 +204,7 @@ def render_report(
     if any(left_out.values()):
         what = ", ".join(_plural(n, kind) for kind, n in left_out.items() if n)
         note = (f"\n> [!NOTE]\n> Truncated to fit GitHub's size limit: {what} not shown. "
-                "The job log has the full report.\n")
+                "Run `adapter-guard --diff` on the branch for the full report and every suggested change.\n")
     return head + "".join(body) + note + tail
 
 
