@@ -265,7 +265,8 @@ class FakeGitHub:
         with self._lock:
             cid = next(self._ids)
             comment = {"id": cid, "node_id": f"PRRC_{cid}", "in_reply_to_id": None, "start_line": None,
-                       "pull_request_review_id": None, "commit_id": pull.current_head(), **fields}
+                       "pull_request_review_id": None, "commit_id": pull.current_head(),
+                       "url": f"{self.api_url}{self.repo_path}/pulls/comments/{cid}", **fields}
             comment.setdefault("original_line", comment.get("line"))
             pull.review_comments.append(comment)
             return comment

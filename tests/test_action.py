@@ -19,7 +19,7 @@ from adapter_guard.findings import FileResult
 from adapter_guard.github.action import InputError, build_cli_args, counts, report_to_actions, write_step_summary
 
 from fake_github import BOT, FakeGitHub
-from github_results import finding, fixable_result, new_file_patch
+from github_results import finding, fixable_result, git_blob_sha, new_file_patch
 
 
 
@@ -140,8 +140,8 @@ def test_smoke_or_gpt_oss_adds_the_mlx_extra(tmp_path, flag):
 # -- inputs to a command line -----------------------------------------------------------
 
 
-def test_default_inputs_lint_the_checkout_with_annotations_and_the_comment():
-    assert build_cli_args({}) == ["--output-format", "github", "--github-comment", "--", "."]
+def test_default_inputs_lint_the_checkout():
+    assert build_cli_args({}) == ["--", "."]
 
 
 def test_every_input_maps_to_its_flag():
@@ -154,7 +154,7 @@ def test_every_input_maps_to_its_flag():
         "ADAPTER_GUARD_COMMENT": "false",
         "ADAPTER_GUARD_FAIL_ON": "error",
     })
-    assert args == ["--output-format", "github", "--fail-on", "error", "--smoke", "--gpt-oss",
+    assert args == ["--fail-on", "error", "--smoke", "--gpt-oss",
                     "--base-model", "models/tiny", "--select", "AG2", "--all-paths", "--", "adapters", "my adapters"]
 
 
@@ -226,7 +226,7 @@ def test_the_action_run_step_end_to_end_against_a_local_github(tmp_path):
     (venv_bin / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
     (venv_bin / "python").chmod(0o755)
 
-    files = [{"filename": config, "status": "added", "patch": new_file_patch(original)}]
+    files = [{"filename": config, "status": "added", "patch": new_file_patch(original), "sha": git_blob_sha(original)}]
     with FakeGitHub(files=files) as fake:
         event = tmp_path / "event.json"
         event.write_text(json.dumps({"number": fake.number, "pull_request": {
