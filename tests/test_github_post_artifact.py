@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import html as htmllib
 import json
 import os
+import re
 
 import pytest
 from github import Auth, Github
+from markdown_it import MarkdownIt
+
+from adapter_guard.findings import FileResult
+from adapter_guard.github.comment import comment_body
 
 from adapter_guard.github.post_artifact import main, post_artifact
 from adapter_guard.reporters.markdown import COMMENT_LIMIT, COMMENT_MARKER
 
+from adapter_guard.rules import DOCS_URL
+
 from fake_github import BOT, FakeGitHub
+from github_results import finding, fixable_result
 
 BODY = f"{COMMENT_MARKER}\n### adapter-guard\n\nFound 1 problem.\n"
 
@@ -112,3 +121,119 @@ def test_main_exits_non_zero_when_refusing_and_never_prints_the_token(tmp_path, 
     err = capsys.readouterr().err
     assert "could not post the comment: HTTP 403" in err and "refusing the artifact" in err
     assert fake.token not in err
+
+
+# -- abuse: what a fork's code could put in the artifact ----------------------------------------
+
+RULE_LINK = f"[AG205]({DOCS_URL}#ag205-missing-dropout)"
+
+
+def rendered_outside_code(body: str) -> tuple[str, list[str]]:
+    """(text GitHub would show outside code, after entity decoding; every link target) by a real CommonMark renderer."""
+    html = MarkdownIt("commonmark").enable("table").render(body)
+    hrefs = re.findall(r'<a href="([^"]*)"', html)
+    html = re.sub(r"<pre>.*?</pre>|<code>.*?</code>", " ", html, flags=re.S)
+    return htmllib.unescape(re.sub(r"<[^>]+>", " ", html)), [htmllib.unescape(h) for h in hrefs]
+
+
+def posted_body(tmp_path, fake, env, extra: str) -> str:
+    assert post(artifact(tmp_path, body=BODY + extra), fake, env).status == "created"
+    [posted] = fake.comments_by(BOT)
+    return posted["body"]
+
+
+@pytest.mark.parametrize("mention", ["@maintainer", "&#64;maintainer", "&#064;maintainer", "&#x40;maintainer",
+                                     "&commat;org/team", "%40maintainer", "\uff20maintainer", "\ufe6bmaintainer",
+                                     "owner/repo@0123abcd"])
+def test_mentions_in_every_encoding_are_neutralised(tmp_path, fake, env, mention):
+    text, _ = rendered_outside_code(posted_body(tmp_path, fake, env, f"cc {mention} please\n"))
+    assert not re.search(r"(?:@|%40|\uff20|\ufe6b)[A-Za-z0-9_]", text), text
+
+
+@pytest.mark.parametrize("reference", ["#12", "owner/repo#12", "&#35;12", "&#x23;12", "&num;12", "%2312",
+                                       "\uff0312", "GH-12", r"\#12"])
+def test_issue_references_in_every_encoding_are_neutralised(tmp_path, fake, env, reference):
+    text, _ = rendered_outside_code(posted_body(tmp_path, fake, env, f"see {reference}\n"))
+    assert not re.search(r"(?:#|%23|\uff03)[0-9]|GH-[0-9]", text), text
+
+
+@pytest.mark.parametrize("link", ["[click](https://evil.example/x)", "![img](https://evil.example/p.png)",
+                                  "<https://evil.example>", '<a href="https://evil.example">x</a>',
+                                  "https://github.com/octo/adapters/issues/1", "www.evil.example",
+                                  f"[AG205]({DOCS_URL}.evil.example/)"])
+def test_links_other_than_the_rule_docs_are_neutralised(tmp_path, fake, env, link):
+    body = posted_body(tmp_path, fake, env, f"{RULE_LINK} and {link}\n")
+    text, hrefs = rendered_outside_code(body)
+    assert hrefs == [f"{DOCS_URL}#ag205-missing-dropout"]
+    assert not re.search(r"https?://|www\.", text), text
+    assert "<a " not in body and "<https" not in body
+
+
+def test_nothing_inside_a_code_fence_is_changed(tmp_path, fake, env):
+    # A suggested JSON value with a raw U+2028 and things that would be neutralised outside a fence.
+    block = '````suggestion\n    "note": "@owner #12 https://x.example \u2028 <b>",\n```\n````\n'
+    body = posted_body(tmp_path, fake, env, "@outside\n" + block + "~~~\n@tilde &#64;x\n~~~\n")
+    assert block in body and "~~~\n@tilde &#64;x\n~~~\n" in body
+    assert "@outside" not in body
+
+
+@pytest.mark.parametrize("opener", ["```not`a fence", "    ```", "> ```"])
+def test_a_line_commonmark_does_not_read_as_a_fence_opens_none(tmp_path, fake, env, opener):
+    body = posted_body(tmp_path, fake, env, f"{opener}\n@maintainer\n```\n")
+    text, _ = rendered_outside_code(body)
+    assert "@maintainer" not in body
+    assert not re.search(r"@[A-Za-z]", text)
+
+
+def test_html_is_escaped_outside_fences(tmp_path, fake, env):
+    body = posted_body(tmp_path, fake, env, "<div>\n\n```\n@x\n```\n</div>\n<img src=x onerror=alert(1)>\n")
+    assert "<div>" not in body and "<img" not in body and body.startswith(COMMENT_MARKER + "\n")
+
+
+def test_the_length_is_checked_after_neutralising(tmp_path, fake, env):
+    # Under the limit as written, over it once every "@a" gains a word joiner.
+    padding = "@a " * ((COMMENT_LIMIT - len(BODY)) // 3)
+    assert len(BODY + padding) <= COMMENT_LIMIT
+    outcome = post(artifact(tmp_path, body=BODY + padding), fake, env)
+    assert outcome.status == "failed" and "once neutralised" in outcome.message
+    assert fake.writes() == []
+
+
+def test_a_comment_adapter_guard_rendered_is_posted_unchanged(tmp_path, fake, env):
+    hostile = "adapters/@octocat #12 <b>/adapter_config.json"
+    results = [fixable_result(), FileResult(hostile, [finding(path=hostile)])]
+    body = comment_body(results, scope="touched by this pull request", head_sha=fake.head_sha,
+                        notes=["x.json: see https://example.com and @someone"])
+    assert posted_body(tmp_path, fake, env, "")  # warm up: a body of our own kind is accepted
+    fake.comments.clear()
+    assert post(artifact(tmp_path, body=body), fake, env).status == "created"
+    assert fake.comments_by(BOT)[0]["body"] == body
+
+
+def test_a_closed_pr_is_refused(tmp_path, fake, env):
+    fake.pull.state = "closed"
+    outcome = post(artifact(tmp_path), fake, env)
+    assert outcome.status == "failed" and "is closed" in outcome.message
+    assert fake.writes() == []
+
+
+def test_a_pr_from_another_head_repository_is_refused(tmp_path, fake, env):
+    # The run tested octo/adapters at this SHA; the PR the artifact names comes from elsewhere.
+    fake.pull.head_repo = "mallory/adapters"
+    outcome = post(artifact(tmp_path), fake, env)
+    assert outcome.status == "failed" and "comes from mallory/adapters" in outcome.message
+    assert fake.writes() == []
+
+
+def test_no_artifact_is_not_an_error(tmp_path, fake, env, capsys):
+    # A same-repository PR's run comments by itself and uploads nothing.
+    assert main([str(tmp_path / "never-downloaded")], env=env) == 0
+    assert "nothing to post" in capsys.readouterr().err
+    assert fake.requests == []
+
+
+def test_half_an_artifact_is_refused(tmp_path, fake, env):
+    directory = artifact(tmp_path)
+    os.remove(directory / "comment.md")
+    outcome = post(directory, fake, env)
+    assert outcome.status == "failed" and "comment.md is missing" in outcome.message
