@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
+import subprocess
+
+import pytest
+
 from adapter_guard.github.diff import Suggestion, commentable_lines, in_diff, suggestions
 
+import fake_github
 from github_results import CONFIG_FIXED, CONFIG_WITHOUT_DROPOUT, new_file_patch, unified_diff
 
 
 def apply(text: str, found: list[Suggestion]) -> str:
-    """Apply suggestions bottom-up, as a reviewer clicking each would."""
-    lines = text.splitlines()
+    """Apply suggestions bottom-up, as a reviewer clicking each would (git's lines: cut at "\n" only)."""
+    lines = text.split("\n")
     for s in sorted(found, key=lambda s: s.start, reverse=True):
         lines[s.start - 1 : s.end] = list(s.lines)
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines)
+
+
+def git_diff(tmp_path, old: str, new: str) -> str:
+    """The diff real git writes between two versions of a file."""
+    (tmp_path / "old.json").write_bytes(old.encode())
+    (tmp_path / "new.json").write_bytes(new.encode())
+    proc = subprocess.run(["git", "diff", "--no-index", "old.json", "new.json"], cwd=tmp_path,
+                          capture_output=True)
+    return proc.stdout.decode()
+
+
+#: Characters str.splitlines() breaks on and git does not; JSON allows them raw inside a string.
+LINE_LIKE = ["\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1c", "\r"]
 
 
 def test_a_changed_line_becomes_a_replacement_of_that_line():
@@ -62,3 +80,24 @@ def test_a_suggestion_must_fit_in_one_hunk():
     assert in_diff(Suggestion(11, 12, ()), hunks)
     assert not in_diff(Suggestion(12, 13, ()), hunks)
     assert not in_diff(Suggestion(20, 20, ()), hunks)
+
+
+@pytest.mark.parametrize("char", LINE_LIKE)
+def test_a_raw_line_like_character_in_a_value_stays_inside_its_line(tmp_path, char):
+    old = '{\n    "note": "a' + char + 'b",\n    "rank": 8\n}\n'
+    new = '{\n    "note": "a' + char + 'b",\n    "rank": 8,\n    "dropout": 0.0\n}\n'
+    found = suggestions(git_diff(tmp_path, old, new))
+    assert apply(old, found) == new  # byte for byte: nothing cut at the character
+    assert all(char not in "".join(s.lines) or s.start == 2 for s in found)
+
+
+@pytest.mark.parametrize("char", LINE_LIKE)
+def test_commentable_lines_count_git_lines_as_the_fake_api_does(tmp_path, char):
+    old = "".join(f'    "k{i}": "v{i}",\n' for i in range(12))
+    new = old.replace('"v3"', '"v3' + char + 'x"').replace('"v9"', '"changed"')
+    diff = git_diff(tmp_path, old, new)
+    patch = diff[diff.index("@@"):].rstrip("\n")
+    ours = commentable_lines(patch)
+    independent = [lines for _, lines in fake_github.commentable_lines(patch)]
+    assert ours == independent
+    assert set().union(*ours) == set(range(1, 13))  # both hunks merge: every line of the 12 is shown
