@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from adapter_guard.findings import FileResult
+from adapter_guard.github import action
 from adapter_guard.github.action import InputError, build_cli_args, counts, report_to_actions, write_step_summary
 
 from fake_github import BOT, FakeGitHub
@@ -315,3 +316,114 @@ def test_the_comment_workflow_runs_no_pull_request_code():
     assert not [u for u in uses if u.startswith("actions/checkout@")]
     [post] = [s for s in workflow_steps("adapter-guard-comment.yml") if "post_artifact" in s.get("run", "")]
     assert post["env"]["GITHUB_TOKEN"] == "${{ github.token }}"
+
+
+# -- fixing in CI is explicit ----------------------------------------------------------------------
+
+
+def action_env(tmp_path: Path, **inputs: str) -> dict[str, str]:
+    (tmp_path / "output").touch()
+    return {"GITHUB_OUTPUT": str(tmp_path / "output"), "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
+            "ADAPTER_GUARD_COMMENT": "false", **inputs}
+
+
+@pytest.mark.parametrize("args", ["--fix", "--unsafe-fixes --fix", "--fix --diff", "--diff",
+                                  "--output-format json", "--output-format=github"])
+def test_fixing_or_rerouting_output_through_args_is_a_usage_error(tmp_path, monkeypatch, capsys, args):
+    workspace = tmp_path / "w"
+    shutil.copytree(EXAMPLE_ADAPTER, workspace / "a")
+    before = (workspace / "a" / "adapter_config.json").read_bytes()
+    monkeypatch.chdir(workspace)
+    code = action.run(action_env(tmp_path, ADAPTER_GUARD_ARGS=args, ADAPTER_GUARD_PATHS="."))
+    out = capsys.readouterr().out
+    assert code == 2
+    assert out.startswith("::error title=adapter-guard::--") and "is not supported in the Action" in out
+    assert (workspace / "a" / "adapter_config.json").read_bytes() == before
+    assert not (tmp_path / "summary.md").exists()
+
+
+def test_unsafe_fixes_alone_only_widens_the_suggestions(tmp_path, monkeypatch, capsys):
+    workspace = tmp_path / "w"
+    shutil.copytree(EXAMPLE_ADAPTER, workspace / "a")
+    monkeypatch.chdir(workspace)
+    assert action.run(action_env(tmp_path, ADAPTER_GUARD_ARGS="--unsafe-fixes")) == 1
+
+
+def test_fail_on_info_is_accepted_as_the_cli_accepts_it():
+    assert build_cli_args({"ADAPTER_GUARD_FAIL_ON": "info"})[:2] == ["--fail-on", "info"]
+    settings, _, _ = action.parse({"ADAPTER_GUARD_FAIL_ON": "info"})
+    assert settings.fail_on == "info"
+
+
+def test_all_paths_in_args_is_the_actions_and_the_cli_never_sees_it():
+    settings, all_paths, comment = action.parse({"ADAPTER_GUARD_ARGS": "--all-paths --select AG2"})
+    assert all_paths and comment and settings.select == ["AG2"]
+
+
+# -- annotations: what GitHub shows --------------------------------------------------------------------
+
+
+def many(n: int, severity_code: str = "AG205") -> list[FileResult]:
+    return [FileResult(f"a{i}/adapter_config.json", [finding(severity_code, path=f"a{i}/adapter_config.json")])
+            for i in range(n)]
+
+
+def commands(text: str, kind: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith(f"::{kind} ")]
+
+
+def test_at_most_ten_annotations_per_type_and_one_notice_for_the_rest():
+    text = action.annotations(many(25))
+    assert len(commands(text, "error")) == 10
+    [notice] = commands(text, "notice")
+    assert "15 more annotation(s) not shown" in notice and "step summary" in notice
+    # The rest are still in the log, as lines the runner does not read as commands.
+    left = [line for line in text.splitlines() if line.startswith("adapter-guard: not annotated: ")]
+    assert len(left) == 15 and all("a" + str(i) + "/adapter" in "".join(left) for i in range(10, 25))
+
+
+def test_the_overflow_notice_takes_a_notice_slot_when_notices_are_full():
+    notices = [f"::notice file=x,line={i},title=t::n{i}" for i in range(12)]
+    text = action.annotations([], extra=notices)
+    assert len(commands(text, "notice")) == 10
+    assert "3 more annotation(s) not shown" in commands(text, "notice")[-1]
+
+
+def test_ten_or_fewer_need_no_notice():
+    text = action.annotations(many(10))
+    assert len(commands(text, "error")) == 10 and commands(text, "notice") == []
+
+
+# -- the CLI and the Action are separate -------------------------------------------------------------
+
+
+def test_the_cli_never_reads_github_actions(tmp_path, monkeypatch):
+    # pre-commit runs the hook in batches inside a job; each batch must not write the summary or outputs.
+    shutil.copytree(EXAMPLE_ADAPTER, tmp_path / "a")
+    summary, output = tmp_path / "summary.md", tmp_path / "output"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    monkeypatch.setenv("GITHUB_OUTPUT", str(output))
+    monkeypatch.chdir(tmp_path)
+    from adapter_guard.cli import main as cli_main
+
+    for _ in range(3):
+        assert cli_main(["--output-format", "github", "a"]) == 1
+    assert not summary.exists() and not output.exists()
+    assert "GITHUB_ACTIONS" not in (ROOT / "adapter_guard" / "cli.py").read_text()
+
+
+def test_the_action_writes_the_summary_and_each_output_once(tmp_path, monkeypatch, capsys):
+    shutil.copytree(EXAMPLE_ADAPTER, tmp_path / "w" / "a")
+    monkeypatch.chdir(tmp_path / "w")
+    assert action.run(action_env(tmp_path)) == 1
+    assert (tmp_path / "summary.md").read_text().count("### adapter-guard") == 1
+    output = (tmp_path / "output").read_text()
+    assert output.count("findings<<") == 1 and output.count("fixable<<") == 1
+
+
+@pytest.mark.parametrize("hook", ["adapter-guard", "adapter-guard-fix"])
+def test_both_pre_commit_hooks_run_serially(hook):
+    # The CLI forks its own process pool; pre-commit's parallel batches would multiply it.
+    hooks = {h["id"]: h for h in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())}
+    assert hooks[hook]["require_serial"] is True
