@@ -348,3 +348,66 @@ def test_importing_the_github_modules_does_not_import_pygithub():
             "print(sorted(m for m in sys.modules if m == 'github' or m.startswith(('github.', 'mlx'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out == "[]\n"
+
+
+# -- who we are: asked of the API, never read off the token ---------------------------------------
+
+
+def test_an_app_installation_token_is_known_by_graphql_viewer_not_by_its_prefix(fake, env):
+    # An App's installation token starts with ghs_ like the Actions GITHUB_TOKEN, but is not github-actions[bot].
+    fake.login = "adapter-guard-app[bot]"
+    fake.add_comment(f"{COMMENT_MARKER}\nthe Actions bot's, from another workflow", BOT)
+    for _ in range(2):
+        comment([fixable_result()], fake, env)
+    assert len(fake.comments_by("adapter-guard-app[bot]")) == 1 and len(fake.reviews) == 1
+    assert fake.comments_by(BOT)[0]["body"].endswith("from another workflow")  # untouched
+    assert ("POST", "/api/graphql") in fake.requests
+
+
+def test_when_no_api_says_who_we_are_the_app_slug_names_the_bot(fake, env):
+    fake.login, fake.viewer_endpoint = "my-app[bot]", False
+    env["ADAPTER_GUARD_APP_SLUG"] = "my-app"
+    for _ in range(2):
+        comment([fixable_result()], fake, env)
+    assert len(fake.comments_by("my-app[bot]")) == 1
+
+
+# -- review hygiene ---------------------------------------------------------------------------------
+
+
+def test_a_review_holds_at_most_the_cap_and_the_comment_says_how_many_were_left_out(fake, env, monkeypatch):
+    from adapter_guard.github import comment as module
+
+    monkeypatch.setattr(module, "MAX_REVIEW_COMMENTS", 1)
+    result = fixable_result()  # a second change, on the file's last lines, makes two suggestions
+    result.diff = result.diff.rstrip("\n") + "\n@@ -8,2 +8,3 @@\n-    \"num_layers\": 4\n+    \"num_layers\": 4,\n+    \"x\": 1\n }\n"
+    assert len(module.difflines.suggestions(result.diff)) == 2
+    outcome = comment([result], fake, env)
+    assert outcome.review_comments == 1 and len(fake.reviews[0]["comments"]) == 1
+    assert "1 more suggestion not posted as review comments" in fake.comments_by(BOT)[0]["body"]
+
+
+def test_a_matching_suggestion_needs_the_same_line_not_only_the_same_text(fake, env):
+    comment([fixable_result()], fake, env)
+    [posted] = fake.review_comments
+    posted["line"] = 4  # as if an earlier push had put the same text one line up
+    comment([fixable_result()], fake, env)
+    assert len(fake.reviews) == 2
+    assert [c["line"] for c in fake.live_suggestions(BOT)] == [5]
+
+
+def test_a_suggestion_on_a_file_that_is_not_the_heads_blob_is_not_posted(fake, env):
+    fake.files[0]["sha"] = "f" * 40  # the checkout holds other bytes than the PR head (a merge commit)
+    outcome = comment([fixable_result()], fake, env)
+    assert outcome.status == "created" and fake.reviews == []
+    assert "no review suggestions, the checked-out file is not the pull request head" in fake.comments_by(BOT)[0]["body"]
+
+
+# -- which adapters: past the API's 3,000-file listing -------------------------------------------------
+
+
+def test_a_pr_with_more_files_than_the_api_lists_checks_every_adapter(fake, env, capsys):
+    fake.files = [{"filename": f"data/{i}.txt", "status": "added"} for i in range(5)]
+    fake.pull.changed_files = 3500
+    assert changed_adapter_configs(env, client=client(fake)) is None
+    assert "lists 5 of the PR's 3500 changed files" in capsys.readouterr().err

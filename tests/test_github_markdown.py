@@ -6,6 +6,7 @@ name or JSON value contains must come out as literal text in one table cell.
 
 from __future__ import annotations
 
+import html as htmllib
 import re
 from html.parser import HTMLParser
 
@@ -161,3 +162,38 @@ def test_the_step_summary_stays_under_one_mebibyte():
 
 def test_escape_flattens_control_characters():
     assert escape("a\r\nb\tc\x00") == "a  b c "
+
+
+def rendered_text(markdown: str) -> str:
+    """What a reader sees: rendered, tags dropped, entities decoded."""
+    html = MarkdownIt("commonmark").enable("table").render(markdown)
+    return htmllib.unescape(re.sub(r"<[^>]+>", "", html)).strip()
+
+
+def test_an_escaped_hash_still_autolinks_so_references_get_a_joiner():
+    # GitHub links "\#12" as it links "#12": the backslash is gone before references are found.
+    text = rendered_text(escape("see #12, owner/repo#3 and GH-4 and \\#5"))
+    assert not re.search(r"#[0-9]|GH-[0-9]", text)
+    assert text.replace("\u2060", "") == "see #12, owner/repo#3 and GH-4 and \\#5"
+
+
+def test_urls_in_values_do_not_autolink():
+    text = rendered_text(escape("fetched from https://evil.example and www.evil.example"))
+    assert "://" not in text and "www." not in text
+    assert text.replace("\u2060", "") == "fetched from https://evil.example and www.evil.example"
+
+
+def test_escaping_is_a_fixed_point_of_neutralise():
+    # The fork poster neutralises the whole body again; what we render must not grow.
+    from adapter_guard.reporters.markdown import neutralise
+
+    for text in [HOSTILE, "@a &#64;b #1 GH-2 https://x www.y %40c \uff20d"]:
+        once = escape(text)
+        assert neutralise(once) == once
+
+
+def test_the_truncation_note_points_at_something_that_has_the_full_report():
+    results = [FileResult(f"{i}.json", [finding(path=f"{i}.json")]) for i in range(50)]
+    body = render_report(results, fix_mode=False, limit=3000)
+    assert "job log" not in body  # the log has annotations, not the diffs
+    assert "Run `adapter-guard --diff` on the branch for the full report" in body

@@ -264,8 +264,8 @@ def plan_review(results: Sequence[FileResult], pr_files: Sequence, root: Path) -
                 comments.append(_review_comment(path, suggestion, codes or "fix"))
     left_out = max(0, len(comments) - MAX_REVIEW_COMMENTS)
     if left_out:
-        notes.append(f"{left_out} more suggestion(s) were not posted as review comments (at most "
-                     f"{MAX_REVIEW_COMMENTS} per review); the diffs above have them.")
+        notes.append(f"{left_out} more {'suggestion' if left_out == 1 else 'suggestions'} not posted as review "
+                     f"comments, at most {MAX_REVIEW_COMMENTS} go in one review; the diffs above have every change.")
     return ReviewPlan(comments[:MAX_REVIEW_COMMENTS], notes, left_out)
 
 
