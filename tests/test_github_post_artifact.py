@@ -237,3 +237,18 @@ def test_half_an_artifact_is_refused(tmp_path, fake, env):
     os.remove(directory / "comment.md")
     outcome = post(directory, fake, env)
     assert outcome.status == "failed" and "comment.md is missing" in outcome.message
+
+
+@pytest.mark.parametrize("ending", ["\r\n", "\r"])
+def test_a_fence_closed_by_a_carriage_return_line_is_closed_for_us_too(tmp_path, fake, env, ending):
+    # CommonMark ends lines at \r too: "```\r@user" closes the fence, then pings, unless we read it the same way.
+    body = posted_body(tmp_path, fake, env, f"```{ending}code{ending}```{ending}@maintainer{ending}")
+    text, _ = rendered_outside_code(body)
+    assert not re.search(r"@[A-Za-z]", text), text
+    assert f"```{ending}code{ending}```" in body
+
+
+def test_a_link_reference_definition_links_nothing(tmp_path, fake, env):
+    body = posted_body(tmp_path, fake, env, "see [here]\n\n[here]: https://evil.example\n")
+    _, hrefs = rendered_outside_code(body)
+    assert hrefs == []

@@ -47,6 +47,9 @@ _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _REPOSITORY = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 #: A fence opener as CommonMark reads one: up to 3 spaces, 3+ backticks (info without a backtick) or tildes.
 _FENCE_OPEN = re.compile(r" {0,3}(?:(?P<ticks>`{3,})[^`]*|(?P<tildes>~{3,}).*)")
+#: CommonMark's line endings.
+_LINE_ENDING = re.compile(r"(\r\n|\r|\n)")
+_REFERENCE_DEFINITION = re.compile(r"^ {0,3}\[[^\]]*\]:")
 #: A markdown link target or an image's: ``](...)``.
 _LINK = re.compile(r"(?<!\\)\]\((?P<target>[^)\s]*)")
 
@@ -77,6 +80,8 @@ def _closes(line: str, char: str, length: int) -> bool:
 
 def _neutralise_line(line: str) -> str:
     """One line outside a fence: links only to the rule docs, no HTML, no mentions, references or autolinks."""
+    # A link reference definition ("[x]: url") makes "[x]" a link anywhere in the body.
+    line = _REFERENCE_DEFINITION.sub(lambda m: m[0][:-1] + JOINER + ":", line)
     out, last = [], 0
     for match in _LINK.finditer(line):
         out.append(neutralise(line[last:match.start()].replace("<", "&lt;")))
@@ -92,13 +97,16 @@ def _neutralise_line(line: str) -> str:
 def sanitise(body: str) -> str:
     """``body`` with everything that could ping, link or inject HTML neutralised, outside code fences.
 
-    Fences are read as CommonMark reads them; lines inside are left byte for
-    byte. The marker on the first line stays (it is how the comment is found).
+    Fences are read as CommonMark reads them, with its line endings ("\n",
+    "\r\n" and a lone "\r"), so a fence cannot look closed to GitHub and open
+    to us; lines inside are left byte for byte. The marker on the first line
+    stays (it is how the comment is found).
     """
     first, _, rest = body.partition("\n")
-    lines = rest.split("\n")
+    pieces = _LINE_ENDING.split(rest)  # line, ending, line, ending, ..., line
     fence: tuple[str, int] | None = None
-    for i, line in enumerate(lines):
+    for i in range(0, len(pieces), 2):
+        line = pieces[i]
         if fence is not None:
             if _closes(line, *fence):
                 fence = None
@@ -108,8 +116,8 @@ def sanitise(body: str) -> str:
             run = opener["ticks"] or opener["tildes"]
             fence = (run[0], len(run))
             continue
-        lines[i] = _neutralise_line(line)
-    return first + "\n" + "\n".join(lines)
+        pieces[i] = _neutralise_line(line)
+    return first + "\n" + "".join(pieces)
 
 
 def read_artifact(directory: Path) -> tuple[int, str] | None:
