@@ -342,6 +342,12 @@ def test_fixing_or_rerouting_output_through_args_is_a_usage_error(tmp_path, monk
     assert not (tmp_path / "summary.md").exists()
 
 
+@pytest.mark.parametrize("args", ["--version", "--list-rules", "--explain AG205", "--help", "--no-such-option"])
+def test_an_option_that_exits_or_does_not_exist_is_a_usage_error(tmp_path, capsys, args):
+    assert action.run(action_env(tmp_path, ADAPTER_GUARD_ARGS=args)) == 2
+    assert capsys.readouterr().out.count("::error title=adapter-guard::") == 1
+
+
 def test_unsafe_fixes_alone_only_widens_the_suggestions(tmp_path, monkeypatch, capsys):
     workspace = tmp_path / "w"
     shutil.copytree(EXAMPLE_ADAPTER, workspace / "a")

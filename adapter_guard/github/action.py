@@ -110,6 +110,8 @@ def parse(env: Mapping[str, str]):
         settings = parse_settings(argv)
     except click.UsageError as exc:
         raise InputError(exc.format_message()) from None
+    except click.exceptions.Exit:  # --help, --version, --list-rules, --explain: print and stop
+        raise InputError("args holds an option that prints something and exits; it does not lint") from None
     for name, reason in _REFUSED.items():
         if getattr(settings, name) not in (False, "text"):
             raise InputError(reason)
