@@ -76,7 +76,8 @@ def test_the_schema_check_can_fail():
 def test_the_inputs_are_the_documented_ones_with_their_defaults():
     inputs = ACTION["inputs"]
     assert list(inputs) == ["paths", "args", "smoke", "gpt-oss", "base-model", "comment", "github-token",
-                            "python-version", "fail-on"]
+                            "python-version", "fail-on", "autofix"]
+    assert inputs["autofix"]["default"] == "false"
     assert inputs["paths"]["default"] == "."
     assert inputs["comment"]["default"] == "true"
     assert inputs["github-token"]["default"] == "${{ github.token }}"
@@ -101,7 +102,7 @@ def test_no_run_script_expands_an_expression():
 
 def test_every_input_reaches_the_run_step_through_env():
     env = step("run")["env"]
-    for name in ("paths", "args", "smoke", "gpt-oss", "base-model", "comment", "fail-on"):
+    for name in ("paths", "args", "smoke", "gpt-oss", "base-model", "comment", "fail-on", "autofix"):
         assert f"${{{{ inputs.{name} }}}}" in env.values(), name
     assert env["GITHUB_TOKEN"] == "${{ inputs.github-token }}"
 

@@ -13,9 +13,11 @@ comment with its review. The CLI knows nothing of any of this: it never
 reads ``GITHUB_ACTIONS``, so a pre-commit hook batched inside a job writes
 no summary.
 
-The Action only checks: ``--fix`` (and ``--diff``, and another output format)
-in ``args`` is a usage error. A fix made on the runner's checkout is thrown
-away with the runner, and the run would pass on a file nobody fixed.
+Fixing in CI is explicit: ``--fix`` (and ``--diff``, and another output
+format) in ``args`` is a usage error, since a fix made on the runner's checkout
+is thrown away with the runner and the run would pass on a file nobody fixed.
+The ``autofix`` input instead commits the safe fixes and pushes them to a
+same-repository PR branch (see autofix.py); what is left unfixed still fails.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pathlib import Path
 from ..findings import FileResult
 from ..reporters import markdown
 from ..reporters.github import annotation, command, is_file_path, report_path
-from .env import write_outputs
+from .env import workspace, write_outputs
 
 #: Environment variables that action.yml sets from its inputs.
 INPUTS = {
@@ -40,6 +42,7 @@ INPUTS = {
     "base-model": "ADAPTER_GUARD_BASE_MODEL",
     "comment": "ADAPTER_GUARD_COMMENT",
     "fail-on": "ADAPTER_GUARD_FAIL_ON",
+    "autofix": "ADAPTER_GUARD_AUTOFIX",
 }
 FAIL_ON = ("error", "warning", "info", "never")
 #: Accepted in ``args`` for the Action only: check every adapter under ``paths``, not only the PR's.
@@ -48,8 +51,8 @@ ALL_PATHS = "--all-paths"
 ANNOTATIONS_PER_TYPE = 10
 _REFUSED = {
     "fix": "--fix is not supported in the Action: the fix would be made on the runner's checkout and "
-    "thrown away, and the run would pass on files nobody fixed. Run `adapter-guard --fix` locally or in "
-    "the pre-commit hook, and commit the result",
+    "thrown away, and the run would pass on files nobody fixed. Set the input `autofix: true` to commit "
+    "and push the safe fixes to a same-repository PR branch, or run `adapter-guard --fix` locally",
     "diff": "--diff is not supported in the Action: the suggested changes are in the step summary, "
     "the PR comment and the review",
     "output_format": "--output-format is not supported in the Action: it writes annotations itself",
@@ -97,7 +100,10 @@ def build_cli_args(env: Mapping[str, str]) -> list[str]:
 
 
 def parse(env: Mapping[str, str]):
-    """(Settings, all_paths, comment) for the action's inputs; InputError for what the Action refuses."""
+    """(Settings, all_paths, comment) for the action's inputs; InputError for what the Action refuses.
+
+    The settings never fix: ``autofix`` is decided in ``run``, where the PR is known.
+    """
     import click
 
     from ..cli import parse_settings
@@ -165,7 +171,7 @@ def suggestion_annotations(results: Sequence[FileResult]) -> list[str]:
 
     out = []
     for result in results:
-        if not result.diff or not is_file_path(result.path):
+        if not result.diff or result.written or not is_file_path(result.path):
             continue
         for suggestion in difflines.suggestions(result.diff):
             out.append(command(
@@ -230,6 +236,17 @@ def run(env: Mapping[str, str] = os.environ, *, client=None) -> int:
     from ..cli import lint
     from ..engine import exit_code
 
+    notes: list[str] = []
+    push = None
+    if _boolean(env, "autofix", False):
+        from . import autofix
+
+        push = autofix.plan(env, workspace(env))
+        if push.allowed:
+            settings.fix = True
+        else:
+            print(command("notice", f"autofix: nothing pushed: {push.reason}", title="adapter-guard"), flush=True)
+            push = None
     print(f"adapter-guard: checking {' '.join(str(p) for p in settings.paths)}", file=sys.stderr, flush=True)
     try:
         if comment and not all_paths:
@@ -244,17 +261,31 @@ def run(env: Mapping[str, str] = os.environ, *, client=None) -> int:
         print(command("error", f"internal error: {type(exc).__name__}: {exc}", title="adapter-guard"), flush=True)
         return 2
 
-    report_to_actions(results, env=env)
+    pushed_ok = True
+    if push is not None:
+        from . import autofix
+
+        pushed = autofix.commit_and_push(results, push, env, workspace(env))
+        print(command("notice" if pushed.ok else "error", pushed.message, title="adapter-guard"), flush=True)
+        pushed_ok = pushed.ok
+        if pushed.commit:
+            notes.append(f"adapter-guard pushed {pushed.commit} with the safe fixes to this branch. A push made "
+                         "with the workflow's GITHUB_TOKEN starts no new workflow run.")
+        elif not pushed.ok:
+            notes.append(pushed.message)
+    report_to_actions(results, env=env, fix_mode=settings.fix)
     extra: list[str] = []
     if comment:
         from .comment import run_comment
 
-        outcome = run_comment(results, env=env, all_paths=all_paths, client=client)
+        outcome = run_comment(results, env=env, all_paths=all_paths, client=client, fix_mode=settings.fix,
+                              notes=notes)
         if outcome.status == "saved":  # a fork: no review, so the suggestions become annotations
             extra = suggestion_annotations(results)
     sys.stdout.write(annotations(results, extra=extra))
     sys.stdout.flush()
-    return exit_code(results, settings)
+    code = exit_code(results, settings)
+    return code if pushed_ok else max(code, 1)
 
 
 def main(env: Mapping[str, str] = os.environ) -> int:

@@ -243,7 +243,7 @@ def plan_review(results: Sequence[FileResult], pr_files: Sequence, root: Path) -
     comments: list[dict[str, Any]] = []
     notes: list[str] = []
     for result in results:
-        if not result.diff:
+        if not result.diff or result.written:  # a written file's diff is applied, not suggested
             continue
         path = repo_relative(result.path, root)
         if path is None or path not in by_name:
@@ -387,8 +387,12 @@ def run_comment(
     all_paths: bool = False,
     out_dir: Path | None = None,
     client=None,
+    fix_mode: bool = False,
+    notes: Sequence[str] = (),
 ) -> CommentOutcome:
     """Post or update the sticky PR comment and the review suggestions.
+
+    ``notes`` are added to the comment (the Action's autofix names its commit there).
 
     Reads GITHUB_TOKEN, GITHUB_REPOSITORY, GITHUB_EVENT_PATH (PR number, head
     SHA) and GITHUB_API_URL. Sets the step outputs ``comment-url`` and, when
@@ -413,7 +417,7 @@ def run_comment(
         return outcome
 
     scope = "under the checked paths" if all_paths else "touched by this pull request"
-    outcome = _talk_to_github(results, ctx, env, scope, client, out_dir)
+    outcome = _talk_to_github(results, ctx, env, scope, client, out_dir, fix_mode, notes)
     outcome.message = redact(outcome.message, ctx.token)
     outputs = {"comment-url": outcome.comment_url}
     if outcome.artifact_dir is not None:
@@ -429,18 +433,20 @@ def run_comment(
     return outcome
 
 
-def comment_body(results: Sequence[FileResult], *, scope: str, head_sha: str | None, notes: Sequence[str] = ()) -> str:
+def comment_body(results: Sequence[FileResult], *, scope: str, head_sha: str | None, notes: Sequence[str] = (),
+                 fix_mode: bool = False) -> str:
     lines = [f"> {markdown_escape(note)}" for note in notes]
     sha = f" · {head_sha[:7]}" if head_sha else ""
     footer = "\n".join([*lines, *([""] if lines else []), f"_adapter-guard {__version__}{sha}_"])
-    return render_comment(results, scope=scope, footer=footer)
+    return render_comment(results, scope=scope, footer=footer, fix_mode=fix_mode)
 
 
-def _talk_to_github(results, ctx: PullRequestContext, env, scope: str, client, out_dir) -> CommentOutcome:
+def _talk_to_github(results, ctx: PullRequestContext, env, scope: str, client, out_dir, fix_mode: bool = False,
+                    notes: Sequence[str] = ()) -> CommentOutcome:
     from github import GithubException, RateLimitExceededException
 
-    clean = not any(not f.fixed for r in results for f in r.findings)
-    body = comment_body(results, scope=scope, head_sha=ctx.head_sha)
+    clean = not any(not f.fixed for r in results for f in r.findings) and not notes
+    body = comment_body(results, scope=scope, head_sha=ctx.head_sha, notes=notes, fix_mode=fix_mode)
     with redacted_logs(ctx.token):
         try:
             client = client or make_client(ctx.api_url, ctx.token)
@@ -448,7 +454,8 @@ def _talk_to_github(results, ctx: PullRequestContext, env, scope: str, client, o
             pr = repo.get_pull(ctx.number)
             head_sha = ctx.head_sha or pr.head.sha
             plan = plan_review(results, list(pr.get_files()), ctx.workspace)
-            body = comment_body(results, scope=scope, head_sha=head_sha, notes=plan.notes)
+            body = comment_body(results, scope=scope, head_sha=head_sha, notes=[*notes, *plan.notes],
+                                fix_mode=fix_mode)
             login = comment_author(client, env)
             status, url = upsert_sticky_comment(pr, body, login, clean=clean)
         except GithubException as exc:
