@@ -450,3 +450,11 @@ def test_every_legacy_llama_sample_changes_the_base_output(legacy_corpus, name):
     base = np.array(builders.reference_logits(builders.make_base(config), builders.probe_tokens(config)))
 
     assert np.max(np.abs(base - legacy_corpus[name].live)) > 1e-3
+
+
+def test_copy_with_base_config_puts_config_json_beside_the_adapter(peft_corpus, tmp_path):
+    adapter_dir = peft_writers.copy_with_base_config(peft_corpus["gpt2_lora_bias"], tmp_path / "adapter")
+    config = json.loads((adapter_dir / "config.json").read_text())
+
+    assert (config["model_type"], config["n_embd"], config["vocab_size"]) == ("gpt2", 64, 128)
+    assert (adapter_dir / peft_writers.WEIGHTS_NAME).is_file()
