@@ -178,3 +178,21 @@ def test_an_unknown_config_key_is_dropped_with_a_warning(load_corrupted):
     assert outcome.reproduces_live()
     assert len(outcome.warnings) == 1
     assert outcome.warnings[0].startswith("Unexpected keyword arguments ['from_the_future'] for class LoraConfig")
+
+
+# -- written by save_pretrained, refused by from_pretrained ---------------------------
+
+
+def test_save_pretrained_sorts_rank_pattern_so_an_order_dependent_pattern_fails_to_reload(tmp_path):
+    sample = peft_writers.build_sample("rank_pattern_order_sensitive", tmp_path / "adapter")
+
+    saved = peft_writers.read_config(sample.adapter_dir)["rank_pattern"]
+    outcome = peft_writers.load_sample(sample)
+
+    # In memory "q_proj" came first and won for every layer (A is rank 4); on disk it comes second.
+    assert list(saved) == ["layers.0.self_attn.q_proj", "q_proj"]
+    assert outcome.error_type == "RuntimeError"
+    assert (
+        f"size mismatch for {_in_memory(f'{L0}.q_proj.lora_A.weight')}: copying a param with shape "
+        "torch.Size([4, 64]) from checkpoint, the shape in current model is torch.Size([2, 64])"
+    ) in outcome.error

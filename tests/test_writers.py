@@ -458,3 +458,15 @@ def test_copy_with_base_config_puts_config_json_beside_the_adapter(peft_corpus, 
 
     assert (config["model_type"], config["n_embd"], config["vocab_size"]) == ("gpt2", 64, 128)
     assert (adapter_dir / peft_writers.WEIGHTS_NAME).is_file()
+
+
+def test_written_adapters_lists_every_sample_with_its_format(written_adapters):
+    import legacy_writers
+    import vlm_writers
+
+    expected = len(peft_writers.CASES) + len(vlm_writers.CASES) + len(legacy_writers.CASES)
+    formats = {fmt for fmt, _ in written_adapters.values()}
+
+    assert len(written_adapters) == expected
+    assert all(path.is_dir() for _, path in written_adapters.values())
+    assert formats == {"peft-lora", "mlx-vlm", "mlx-vlm-legacy", "mlx-lm-pre-0.19", "mlx-examples-npz"}
