@@ -228,6 +228,7 @@ class PeftSample:
     adapter_dir: Path
     base: str
     live: Any = field(repr=False)  # numpy array: probe_output of the trained in-memory model
+    save_warnings: tuple[str, ...] = ()  # what save_pretrained warned, verbatim
 
     def base_factory(self):
         return BASES[self.base]()
@@ -253,15 +254,18 @@ def build_sample(name: str, dest_dir: str | Path) -> PeftSample:
     task_type = None if case.base == CONV_EMB else "CAUSAL_LM"
     base = make_base(case.base)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # e.g. "Setting save_embedding_layers to True"
+        warnings.simplefilter("ignore")
         model = get_peft_model(base, LoraConfig(task_type=task_type, **case.config), adapter_name=case.adapter_name)
-        _train(model)
-        model.eval()
-        live = probe_output(model, case.base)
-        dest_dir = Path(dest_dir)
+    _train(model)
+    model.eval()
+    live = probe_output(model, case.base)
+    dest_dir = Path(dest_dir)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         model.save_pretrained(dest_dir, safe_serialization=case.safe_serialization)
+    saved = tuple(str(w.message) for w in caught if not issubclass(w.category, (DeprecationWarning, FutureWarning)))
     adapter_dir = dest_dir if case.adapter_name == "default" else dest_dir / case.adapter_name
-    return PeftSample(name, adapter_dir, case.base, live)
+    return PeftSample(name, adapter_dir, case.base, live, saved)
 
 
 CATALOGUE: dict[str, Callable[[Path], Path]] = {

@@ -470,3 +470,22 @@ def test_written_adapters_lists_every_sample_with_its_format(written_adapters):
     assert len(written_adapters) == expected
     assert all(path.is_dir() for _, path in written_adapters.values())
     assert formats == {"peft-lora", "mlx-vlm", "mlx-vlm-legacy", "mlx-lm-pre-0.19", "mlx-examples-npz"}
+
+
+def test_save_pretrained_warns_only_for_the_embedding_and_the_lora_bias_samples(peft_corpus):
+    warned = {name for name, sample in peft_corpus.items() if sample.save_warnings}
+
+    assert warned == {"embedding", "gpt2_lora_bias"}
+
+
+def test_targeting_the_embedding_turns_on_save_embedding_layers(peft_corpus):
+    (message,) = peft_corpus["embedding"].save_warnings
+
+    assert message.startswith("Setting `save_embedding_layers` to `True`")
+
+
+def test_peft_mistakes_a_legitimate_lora_B_bias_for_an_ungathered_shard(peft_corpus):
+    (message,) = peft_corpus["gpt2_lora_bias"].save_warnings
+
+    assert "2 LoRA tensor(s) have invalid shape" in message
+    assert "c_attn.lora_B.bias:(192,)" in message
