@@ -132,7 +132,7 @@ def mlx_lm_reload_logits(adapter_dir: str | Path):
 
 
 def mlx_examples_reload_logits(adapter_dir: str | Path):
-    """What mlx-examples ``lora/lora.py`` does to reload: wrap q/v of the last layers, ``load_weights(strict=False)``."""
+    """mlx-examples ``lora/lora.py``'s reload: wrap q/v of the last layers, then ``load_weights(strict=False)``."""
     import numpy as np
     from mlx_lm.tuner.utils import linear_to_lora_layers
 
@@ -174,7 +174,8 @@ from mlx_vlm.trainer.utils import get_peft_model, save_adapter
 base_dir, out_dir, tokens, base_logits_path, live_path = sys.argv[1:6]
 config = json.load(open(f"{base_dir}/config.json"))
 arch, _ = get_model_and_args(config=config)
-model_config = update_module_configs(arch.ModelConfig.from_dict(config), arch, config, ["text", "vision", "perceiver", "projector", "audio"])
+modules = ["text", "vision", "perceiver", "projector", "audio"]
+model_config = update_module_configs(arch.ModelConfig.from_dict(config), arch, config, modules)
 model = arch.Model(model_config)
 model.load_weights(f"{base_dir}/model.safetensors", strict=True)
 model.eval()
@@ -267,8 +268,9 @@ def regenerate(venv_root: str | Path | None = None) -> None:
         vlm_writers.write_base_config(base_dir)
         base = vlm_writers.make_base()
         mx.save_safetensors(str(base_dir / "model.safetensors"), dict(tree_flatten(base.parameters())))
-        args = [str(base_dir), str(out_dir), json.dumps([vlm_writers.PROBE_TOKENS]), str(work / "base.npy")]
-        subprocess.run([str(old_vlm), "-c", _OLD_MLX_VLM_WRITE, *args, str(LIVE_DIR / "mlx_vlm_0_5_legacy.npy")], check=True)
+        live = LIVE_DIR / "mlx_vlm_0_5_legacy.npy"
+        args = [str(base_dir), str(out_dir), json.dumps([vlm_writers.PROBE_TOKENS]), str(work / "base.npy"), str(live)]
+        subprocess.run([str(old_vlm), "-c", _OLD_MLX_VLM_WRITE, *args], check=True)
         # Both sides must have run the same base, or the recorded logits prove nothing.
         assert np.allclose(np.load(work / "base.npy"), vlm_writers.probe_output(base), atol=1e-5)
         _record(out_dir, "mlx_vlm_0_5_legacy")

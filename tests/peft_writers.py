@@ -193,7 +193,9 @@ CASES: dict[str, PeftCase] = {
     "bin_fallback": PeftCase(LLAMA, {"r": 8, "lora_alpha": 16, "target_modules": QV}, safe_serialization=False),
     # A non-default adapter name: save_pretrained writes it into <dir>/<name>/.
     "named_subfolder": PeftCase(LLAMA, {"r": 8, "lora_alpha": 16, "target_modules": QV}, adapter_name="other"),
-    "gpt2_conv1d_fan_in_fan_out": PeftCase(GPT2, {"r": 4, "lora_alpha": 8, "target_modules": ["c_attn"], "fan_in_fan_out": True}),
+    "gpt2_conv1d_fan_in_fan_out": PeftCase(
+        GPT2, {"r": 4, "lora_alpha": 8, "target_modules": ["c_attn"], "fan_in_fan_out": True}
+    ),
     "gpt2_bias_lora_only": PeftCase(
         GPT2, {"r": 4, "lora_alpha": 8, "target_modules": ["c_attn"], "fan_in_fan_out": True, "bias": "lora_only"}
     ),
@@ -204,7 +206,8 @@ CASES: dict[str, PeftCase] = {
         GPT2, {"r": 4, "lora_alpha": 8, "target_modules": ["c_attn"], "fan_in_fan_out": True, "lora_bias": True}
     ),
     "custom_conv_emb_dora": PeftCase(
-        CONV_EMB, {"r": 4, "lora_alpha": 8, "target_modules": ["conv2d", "conv1d", "linear", "embedding"], "use_dora": True}
+        CONV_EMB,
+        {"r": 4, "lora_alpha": 8, "target_modules": ["conv2d", "conv1d", "linear", "embedding"], "use_dora": True},
     ),
 }
 
@@ -215,7 +218,12 @@ CASES: dict[str, PeftCase] = {
 ROUND_TRIP_FAILURES: dict[str, PeftCase] = {
     "rank_pattern_order_sensitive": PeftCase(
         LLAMA,
-        {"r": 8, "lora_alpha": 16, "target_modules": ["q_proj"], "rank_pattern": {"q_proj": 4, "layers.0.self_attn.q_proj": 2}},
+        {
+            "r": 8,
+            "lora_alpha": 16,
+            "target_modules": ["q_proj"],
+            "rank_pattern": {"q_proj": 4, "layers.0.self_attn.q_proj": 2},
+        },
     ),
 }
 
@@ -332,7 +340,8 @@ def peft_load(adapter_dir: str | Path, base_factory: Callable[[], Any], live=Non
 
     base = base_factory()
     kind = CONV_EMB if type(base) is _conv_emb_class() else LLAMA  # LLAMA's probe serves every causal LM
-    with warnings.catch_warnings(record=True) as caught, mock.patch.object(PeftModel, "load_adapter", recording_load_adapter):
+    recording = mock.patch.object(PeftModel, "load_adapter", recording_load_adapter)
+    with warnings.catch_warnings(record=True) as caught, recording:
         warnings.simplefilter("always")
         try:
             model = PeftModel.from_pretrained(base, str(adapter_dir), **kwargs)
@@ -402,7 +411,8 @@ def read_tensors(adapter_dir: Path) -> dict[str, Any]:
 def write_tensors(adapter_dir: Path, tensors: dict[str, Any]) -> None:
     from safetensors.torch import save_file
 
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(adapter_dir / WEIGHTS_NAME), metadata={"format": "pt"})
+    contiguous = {k: v.contiguous() for k, v in tensors.items()}
+    save_file(contiguous, str(adapter_dir / WEIGHTS_NAME), metadata={"format": "pt"})
 
 
 def edit_tensors(edit: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[[Path], None]:

@@ -82,8 +82,8 @@ def test_adapters_npz_converted_to_safetensors_with_a_config_reloads_to_the_live
 
     sample, adapter_dir = copy_of("mlx_examples_lora_npz")
     mx.save_safetensors(str(adapter_dir / "adapters.safetensors"), dict(mx.load(str(adapter_dir / "adapters.npz"))))
-    config = {"fine_tune_type": "lora", "num_layers": 2,
-              "lora_parameters": {"rank": 8, "scale": 20.0, "dropout": 0.0, "keys": ["self_attn.q_proj", "self_attn.v_proj"]}}  # fmt: skip
+    params = {"rank": 8, "scale": 20.0, "dropout": 0.0, "keys": ["self_attn.q_proj", "self_attn.v_proj"]}
+    config = {"fine_tune_type": "lora", "num_layers": 2, "lora_parameters": params}
     (adapter_dir / "adapter_config.json").write_text(json.dumps(config))
 
     reloaded = legacy_writers.mlx_lm_reload_logits(adapter_dir)

@@ -108,7 +108,9 @@ LORA_PAIRS = [_in_memory(f"{m}.lora_{ab}.weight") for m in MODULES for ab in "AB
 MISSING = {
     "tensor_renamed": [_in_memory(f"{L0}.q_proj.lora_A.weight")],
     "target_modules_extended": [_in_memory(f"{layer}.k_proj.lora_{ab}.weight") for layer in (L0, L1) for ab in "AB"],
-    "layers_to_transform_changed": [_in_memory(f"{L1}.{p}.lora_{ab}.weight") for p in ("q_proj", "v_proj") for ab in "AB"],
+    "layers_to_transform_changed": [
+        _in_memory(f"{L1}.{p}.lora_{ab}.weight") for p in ("q_proj", "v_proj") for ab in "AB"
+    ],
     "use_dora_false_to_true": [f"{m}.lora_magnitude_vector.default.weight" for m in MODULES],
     "weights_without_tensors": LORA_PAIRS,
     "prefix_stripped": LORA_PAIRS,

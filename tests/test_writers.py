@@ -175,7 +175,8 @@ def test_all_linear_is_saved_expanded_without_the_output_head(peft_corpus):
 def test_trainable_tokens_store_one_delta_row_per_index(peft_corpus):
     shapes = peft_shapes(peft_corpus["trainable_tokens"])
 
-    assert shapes == {**qv_pairs(8), "base_model.model.model.embed_tokens.token_adapter.trainable_tokens_delta": (3, 64)}
+    delta = "base_model.model.model.embed_tokens.token_adapter.trainable_tokens_delta"
+    assert shapes == {**qv_pairs(8), delta: (3, 64)}
 
 
 GPT2_ATTN = [f"base_model.model.transformer.h.{n}.attn.c_attn" for n in (0, 1)]
@@ -292,7 +293,8 @@ def test_mlx_vlm_new_schema_config(vlm_corpus, name):
 
     assert sorted(config) == ["fine_tune_type", "lora_parameters", "num_layers"]
     assert (config["fine_tune_type"], config["num_layers"]) == (name, -1)
-    assert {k: v for k, v in config["lora_parameters"].items() if k != "keys"} == {"rank": 4, "dropout": 0.0, "scale": 2.0}
+    params = {k: v for k, v in config["lora_parameters"].items() if k != "keys"}
+    assert params == {"rank": 4, "dropout": 0.0, "scale": 2.0}
     assert sorted(config["lora_parameters"]["keys"]) == sorted(VLM_MODULES)
 
 

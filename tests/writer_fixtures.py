@@ -57,7 +57,10 @@ LEGACY_FORMATS = {
 
 @pytest.fixture(scope="session")
 def written_adapters(peft_corpus, vlm_corpus, legacy_corpus):
-    """Every clean sample of every corpus: ``"corpus/name" -> (format, adapter_dir)``. Read-only: copy before editing."""
+    """Every clean sample of every corpus: ``"corpus/name" -> (format, adapter_dir)``.
+
+    Read-only: copy a folder before editing it.
+    """
     adapters = {f"peft/{name}": (PEFT_LORA, s.adapter_dir) for name, s in peft_corpus.items()}
     adapters.update({f"vlm/{name}": (VLM_FORMATS[name], s.adapter_dir) for name, s in vlm_corpus.items()})
     adapters.update({f"legacy/{name}": (LEGACY_FORMATS[name], s.adapter_dir) for name, s in legacy_corpus.items()})
