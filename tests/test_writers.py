@@ -414,10 +414,11 @@ def test_mlx_vlm_0_5_keys_are_full_paths_with_A_and_B(legacy_corpus):
     assert shapes == {f"{m}.{ab}": ((64, 4) if ab == "A" else (4, 64)) for m in VLM_MODULES for ab in "AB"}
 
 
-def test_mlx_examples_npz_has_no_config_and_rank_8_factors(legacy_corpus):
+@pytest.mark.parametrize("name", ["mlx_lm_0_5_npz", "mlx_examples_lora_npz"])
+def test_adapters_npz_has_no_config_and_rank_8_factors(legacy_corpus, name):
     import numpy as np
 
-    sample = legacy_corpus["mlx_examples_lora_npz"]
+    sample = legacy_corpus[name]
     with np.load(sample.adapter_dir / "adapters.npz") as npz:
         shapes = {k: npz[k].shape for k in npz.files}
 
@@ -442,7 +443,7 @@ def test_mlx_vlm_0_5_file_reloads_in_mlx_vlm_0_7_10_to_the_old_live_output(legac
     assert vlm_writers.vlm_load(sample.adapter_dir, live=sample.live).reproduces_live()
 
 
-@pytest.mark.parametrize("name", ["mlx_lm_0_18_lora", "mlx_lm_0_18_dora", "mlx_examples_lora_npz"])
+@pytest.mark.parametrize("name", ["mlx_lm_0_18_lora", "mlx_lm_0_18_dora", "mlx_lm_0_5_npz", "mlx_examples_lora_npz"])
 def test_every_legacy_llama_sample_changes_the_base_output(legacy_corpus, name):
     import builders
     import legacy_writers
@@ -471,7 +472,7 @@ def test_written_adapters_lists_every_sample_with_its_format(written_adapters):
 
     assert len(written_adapters) == expected
     assert all(path.is_dir() for _, path in written_adapters.values())
-    assert formats == {"peft-lora", "mlx-vlm", "mlx-vlm-legacy", "mlx-lm-pre-0.19", "mlx-examples-npz"}
+    assert formats == {"peft-lora", "mlx-vlm", "mlx-vlm-legacy", "mlx-lm-pre-0.19", "adapters-npz"}
 
 
 def test_save_pretrained_warns_only_for_the_embedding_and_the_lora_bias_samples(peft_corpus):

@@ -44,14 +44,15 @@ PEFT_LORA = "peft-lora"
 MLX_VLM = "mlx-vlm"
 MLX_VLM_LEGACY = "mlx-vlm-legacy"  # mlx-vlm <= 0.5: {rank, alpha, dropout}, .A/.B
 MLX_LM_PRE_0_19 = "mlx-lm-pre-0.19"  # lora_layers, use_dora
-MLX_EXAMPLES_NPZ = "mlx-examples-npz"
+ADAPTERS_NPZ = "adapters-npz"  # mlx-examples lora/ or mlx-lm < 0.6: adapters.npz, no config
 
 VLM_FORMATS = {"lora": MLX_VLM, "dora": MLX_VLM, "full": MLX_VLM, "legacy_current_writer": MLX_VLM_LEGACY}
 LEGACY_FORMATS = {
     "mlx_lm_0_18_lora": MLX_LM_PRE_0_19,
     "mlx_lm_0_18_dora": MLX_LM_PRE_0_19,
     "mlx_vlm_0_5_legacy": MLX_VLM_LEGACY,
-    "mlx_examples_lora_npz": MLX_EXAMPLES_NPZ,
+    "mlx_lm_0_5_npz": ADAPTERS_NPZ,
+    "mlx_examples_lora_npz": ADAPTERS_NPZ,
 }
 
 
