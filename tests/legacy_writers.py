@@ -13,8 +13,11 @@ mlx-vlm to old releases, so they run in throwaway venvs only when the recording 
   0.18.2, i.e. what the old loader made of the file, on ``builders.probe_tokens``.
 - ``mlx_lm_0_5_npz``: **real writer**. The ``python -m mlx_lm.lora --train`` CLI of mlx-lm 0.5.0 (the
   ``adapters.npz`` era before 0.6, reference §3.2): ``adapters.npz`` and no config (it also makes an
-  empty ``checkpoints/`` folder, which is not recorded). ``live`` is what
-  0.5.0's ``load(base, adapter_file=...)`` makes of it (it rebuilds rank 8, scale 10 from the key names).
+  empty ``checkpoints/`` folder, which is not recorded). ``live`` is what 0.5.0's
+  ``load(base, adapter_file=...)`` makes of it: it rebuilds the wrapped modules from the key names
+  with its defaults, rank 8 and scale 10, which its LoRALinear multiplies by alpha 16 / rank 8 (so 20).
+- Training in the old CLIs is not bit-reproducible from run to run; each recording is consistent with
+  its own ``live`` file, which is what the tests compare against.
 - ``mlx_vlm_0_5_legacy``: **real writer**. mlx-vlm 0.5.0's ``trainer.utils.get_peft_model`` and
   ``save_adapter`` (the old schema: exactly ``{rank, alpha, dropout}``, ``.A``/``.B`` leaves) on
   ``vlm_writers``' tiny LLaVA, whose weights are handed over from this environment so both sides

@@ -6,7 +6,6 @@ the writer module's sample record (adapter folder, base kind, live output):
 - ``peft_corpus``: ``peft_writers.PeftSample`` for every ``peft_writers.CASES`` entry.
 - ``vlm_corpus``: ``vlm_writers.VlmSample`` for every ``vlm_writers.CASES`` entry.
 - ``legacy_corpus``: ``legacy_writers.LegacySample`` for every ``legacy_writers.CASES`` entry.
-
 - ``written_adapters``: all of the above as ``"corpus/name" -> (format, adapter_dir)``.
 
 The folders are shared by the whole session: a test that edits one copies it first
