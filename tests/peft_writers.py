@@ -460,6 +460,12 @@ def _resized_lm_head(t):
     return {**t, LM_HEAD: torch.cat([t[LM_HEAD], torch.zeros(8, t[LM_HEAD].shape[1])])}
 
 
+def _mlx_lm_config(adapter_dir: Path) -> None:
+    """An mlx-lm config in place of PEFT's (no ``peft_type``)."""
+    params = {"rank": 8, "scale": 2.0, "dropout": 0.0, "keys": ["self_attn.q_proj", "self_attn.v_proj"]}
+    write_config(adapter_dir, {"fine_tune_type": "lora", "num_layers": 2, "lora_parameters": params})
+
+
 def _zero_bytes(adapter_dir: Path) -> None:
     (adapter_dir / WEIGHTS_NAME).write_bytes(b"")
 
@@ -488,6 +494,7 @@ CORRUPTIONS: dict[str, Corruption] = {
     "target_modules_extended": Corruption("plain_qv", edit_config(target_modules=["q_proj", "k_proj", "v_proj"])),
     "target_modules_bare_name_as_regex": Corruption("plain_qv", edit_config(target_modules="q_proj")),
     "target_modules_match_nothing": Corruption("plain_qv", edit_config(target_modules=["nope_proj"])),
+    "target_modules_regex_subset": Corruption("plain_qv", edit_config(target_modules=r".*\.q_proj")),
     "layers_to_transform_changed": Corruption("layers_to_transform", edit_config(layers_to_transform=[1])),
     "use_dora_true_to_false": Corruption("dora", edit_config(use_dora=False)),
     "use_dora_false_to_true": Corruption("plain_qv", edit_config(use_dora=True)),
@@ -501,6 +508,7 @@ CORRUPTIONS: dict[str, Corruption] = {
     "extra_tensor_wrong_shape": Corruption("plain_qv", edit_tensors(_with_extra(f"{L0}.k_proj.lora_A.weight", (3, 5)))),
     "mixed_ranks_without_rank_pattern": Corruption("plain_qv", edit_tensors(_rank4_in_layer0_q)),
     "modules_to_save_resized_vocab": Corruption("modules_to_save_lm_head", edit_tensors(_resized_lm_head)),
+    "mlx_lm_style_config": Corruption("plain_qv", _mlx_lm_config),
     "prefix_stripped": Corruption(
         "plain_qv", edit_tensors(lambda t: {k.removeprefix("base_model.model."): v for k, v in t.items()})
     ),

@@ -79,9 +79,10 @@ def test_modules_to_save_without_its_tensor_is_a_bare_key_error(load_corrupted):
 
 
 @pytest.mark.parametrize(
-    ("corruption", "message"), [("peft_type_missing", "'peft_type'"), ("peft_type_lower_case", "'lora'")]
+    ("corruption", "message"),
+    [("peft_type_missing", "'peft_type'"), ("peft_type_lower_case", "'lora'"), ("mlx_lm_style_config", "'peft_type'")],
 )
-def test_peft_type_missing_or_lower_case_is_a_key_error(load_corrupted, corruption, message):
+def test_peft_type_missing_or_lower_case_or_an_mlx_config_is_a_key_error(load_corrupted, corruption, message):
     outcome = load_corrupted(corruption)
 
     assert (outcome.error_type, outcome.error) == ("KeyError", message)
@@ -143,6 +144,7 @@ def test_dora_switched_on_rederives_magnitudes_and_changes_the_output(load_corru
 
 IGNORED = {
     "target_modules_reduced": [f"{layer}.v_proj.lora_{ab}.weight" for layer in (L0, L1) for ab in "AB"],
+    "target_modules_regex_subset": [f"{layer}.v_proj.lora_{ab}.weight" for layer in (L0, L1) for ab in "AB"],
     "use_dora_true_to_false": [f"{m}.lora_magnitude_vector.weight" for m in MODULES],
     "extra_tensor_wrong_shape": [f"{L0}.k_proj.lora_A.weight"],
     "tensor_renamed": [f"{L0}.q_proj.lora_X.weight"],
@@ -159,7 +161,9 @@ def test_tensors_outside_the_configured_modules_are_dropped_without_a_word(load_
     assert outcome.warnings == ()
 
 
-@pytest.mark.parametrize("corruption", ["target_modules_reduced", "use_dora_true_to_false", "lora_alpha_edited"])
+@pytest.mark.parametrize(
+    "corruption", ["target_modules_reduced", "target_modules_regex_subset", "use_dora_true_to_false", "lora_alpha_edited"]
+)
 def test_a_silent_corruption_still_changes_the_output(load_corrupted, corruption):
     outcome = load_corrupted(corruption)
 
