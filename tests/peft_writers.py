@@ -509,6 +509,11 @@ CORRUPTIONS: dict[str, Corruption] = {
     "mixed_ranks_without_rank_pattern": Corruption("plain_qv", edit_tensors(_rank4_in_layer0_q)),
     "modules_to_save_resized_vocab": Corruption("modules_to_save_lm_head", edit_tensors(_resized_lm_head)),
     "mlx_lm_style_config": Corruption("plain_qv", _mlx_lm_config),
+    "r_zero": Corruption("plain_qv", edit_config(r=0)),
+    "bias_bogus": Corruption("plain_qv", edit_config(bias="bogus")),
+    "task_type_bogus": Corruption("plain_qv", edit_config(task_type="FOO")),
+    "rank_pattern_key_matches_nothing": Corruption("plain_qv", edit_config(rank_pattern={"nope_proj": 4})),
+    "fan_in_fan_out_false_on_conv1d": Corruption("gpt2_conv1d_fan_in_fan_out", edit_config(fan_in_fan_out=False)),
     "prefix_stripped": Corruption(
         "plain_qv", edit_tensors(lambda t: {k.removeprefix("base_model.model."): v for k, v in t.items()})
     ),

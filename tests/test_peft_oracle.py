@@ -202,3 +202,39 @@ def test_save_pretrained_sorts_rank_pattern_so_an_order_dependent_pattern_fails_
         f"size mismatch for {_in_memory(f'{L0}.q_proj.lora_A.weight')}: copying a param with shape "
         "torch.Size([4, 64]) from checkpoint, the shape in current model is torch.Size([2, 64])"
     ) in outcome.error
+
+
+# -- config values PEFT refuses, and the ones it corrects with a warning ---------------
+
+REFUSED_VALUES = {
+    "r_zero": ("ValueError", "`r` should be a positive integer value but the value passed is 0"),
+    "bias_bogus": ("NotImplementedError", "Requested bias: bogus, is not implemented."),
+    "task_type_bogus": ("ValueError", "Invalid task type: 'FOO'."),
+}
+
+
+@pytest.mark.parametrize("corruption", REFUSED_VALUES)
+def test_a_config_value_outside_its_domain_is_refused(load_corrupted, corruption):
+    outcome = load_corrupted(corruption)
+    error_type, message = REFUSED_VALUES[corruption]
+
+    assert outcome.error_type == error_type
+    assert outcome.error.startswith(message)
+
+
+WARNED_AND_LOADED = {
+    "rank_pattern_key_matches_nothing": (
+        "The following rank_pattern keys did not match any targeted module and were ignored: ['nope_proj']."
+    ),
+    "fan_in_fan_out_false_on_conv1d": (
+        "fan_in_fan_out is set to False but the target module is `Conv1D`. Setting fan_in_fan_out to True."
+    ),
+}
+
+
+@pytest.mark.parametrize("corruption", WARNED_AND_LOADED)
+def test_a_harmless_config_slip_is_a_warning_and_the_adapter_still_works(load_corrupted, corruption):
+    outcome = load_corrupted(corruption)
+
+    assert outcome.warnings == (WARNED_AND_LOADED[corruption],)
+    assert outcome.reproduces_live()
