@@ -576,11 +576,13 @@ RULES: dict[str, Rule] = _rules(
     ),
     # -- AG8xx: mlx-vlm, older mlx-lm, npz, conversions ------------------------
     Rule(
-        "AG801", "mlx-vlm-rank-mismatch", ERROR,
+        "AG801", "mlx-vlm-rank-mismatch", WARNING,
         "the mlx-vlm config's rank differs from the rank in the tensors",
         "mlx-vlm loads with `strict=False`, which skips the shape check: the file's arrays "
-        "replace modules built with the configured rank, silently. Read from "
-        "`lora_parameters.rank` (mlx-vlm 0.6+) or the top-level `rank` (mlx-vlm 0.5 and older).",
+        "replace the modules' factors, so mlx-vlm itself still reproduces the trained output, "
+        "but the config describes another adapter to anyone else who reads it (a converter, "
+        "`lora_parameters.rank` in a fuse). Read from `lora_parameters.rank` (mlx-vlm 0.6+) or "
+        "the top-level `rank` (mlx-vlm 0.5 and older); never rewritten.",
     ),
     Rule(
         "AG802", "mlx-vlm-keys-do-not-cover-tensors", ERROR,
@@ -608,6 +610,14 @@ RULES: dict[str, Rule] = _rules(
         "mlx-vlm builds DoRA modules only for `fine_tune_type: dora`; the `m` tensors of a "
         "DoRA adapter saved as `lora` bind to nothing and are dropped silently, and a `dora` "
         "config without them keeps freshly computed magnitudes.",
+    ),
+    Rule(
+        "AG806", "mlx-vlm-missing-lora-parameters", ERROR,
+        "an mlx-vlm config has no lora_parameters",
+        "mlx-vlm 0.6+ reads rank, scale, dropout and keys from `lora_parameters`; without it "
+        "(and without the old schema's top-level `rank`) the loader raises `ValueError: The "
+        "adapter does not have lora params in the config`. The scale cannot be read from the "
+        "tensors, so this is not fixed: restore the config the trainer wrote.",
     ),
     Rule(
         "AG811", "mlx-lm-lora-layers", ERROR,

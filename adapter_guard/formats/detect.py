@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from ..infer import layer_path
 from ..readers import MLX_WEIGHTS, NPZ_WEIGHTS, PEFT_BIN_WEIGHTS, PEFT_WEIGHTS, AdapterFiles
 
 
@@ -45,6 +44,8 @@ MLX_VLM_KEYS = frozenset({"fine_tune_type", "num_layers", "lora_parameters", "ba
 MLX_VLM_LEGACY_KEYS = frozenset({"rank", "alpha", "dropout"})
 #: Keys only PEFT's LoraConfig writes (with peft_type).
 PEFT_SIGNATURE = ("r", "lora_alpha", "target_modules")
+#: Where a VLM's module paths start (mlx-vlm keys and tensor names are from the VLM root).
+VLM_PREFIXES = ("language_model.", "vision_tower.", "vision_model.")
 PEFT_LEAVES = ("lora_A", "lora_B", "lora_embedding_A", "lora_embedding_B", "lora_magnitude_vector")
 
 
@@ -98,20 +99,19 @@ def _has_mlx_config(config: dict[str, Any] | None) -> bool:
 
 
 def _legacy_vlm(config: dict[str, Any], shapes: dict[str, tuple[int, ...]] | None) -> bool:
-    if "rank" not in config or not set(config) <= MLX_VLM_LEGACY_KEYS:
+    """{rank, alpha, dropout} (mlx-vlm 0.7 still loads it with extra keys), or a top-level rank with .A/.B tensors."""
+    if "rank" not in config or "lora_parameters" in config:
         return False
-    return shapes is None or not shapes or any(name.endswith((".A", ".B")) for name in shapes)
+    old_leaves = shapes is not None and any(name.endswith((".A", ".B")) for name in shapes)
+    return old_leaves or (set(config) <= MLX_VLM_LEGACY_KEYS and not shapes)
 
 
 def _new_vlm(config: dict[str, Any], shapes: dict[str, tuple[int, ...]] | None) -> bool:
+    """Only mlx-vlm's few keys (mlx-lm dumps its whole argument list), num_layers -1, and a VLM's paths."""
+    if not set(config) <= MLX_VLM_KEYS or config.get("num_layers", -1) != -1:
+        return False
     lora = config.get("lora_parameters")
-    if not set(config) <= MLX_VLM_KEYS or not isinstance(lora, dict) or config.get("num_layers", -1) != -1:
-        return False
-    keys = lora.get("keys")
-    if not (isinstance(keys, list) and keys and all(isinstance(k, str) for k in keys)):
-        return False
-    if any(k.startswith(("language_model.", "vision_tower.", "vision_model.")) for k in keys):
+    keys = lora.get("keys") if isinstance(lora, dict) else None
+    if isinstance(keys, list) and any(isinstance(k, str) and k.startswith(VLM_PREFIXES) for k in keys):
         return True
-    # Keys from the model root (mlx-lm writes block-relative ones); the tensors carry the VLM prefix.
-    full = all(layer_path(k) is not None for k in keys)
-    return full and shapes is not None and any(n.startswith("language_model.") for n in shapes)
+    return shapes is not None and any(n.startswith(VLM_PREFIXES) for n in shapes)

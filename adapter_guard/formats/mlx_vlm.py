@@ -26,7 +26,12 @@ def run_rules(config: dict[str, Any], files: AdapterFiles, emit: Emitter, base: 
     lora = config.get("lora_parameters")
     if config.get("fine_tune_type") == "full":
         return
+    if lora is None:
+        emit("AG806", "lora_parameters is missing: mlx-vlm refuses the adapter (\"The adapter does not have lora "
+             "params in the config\"); its trainer writes rank, scale, dropout and keys there")
+        return
     if not isinstance(lora, dict):
+        emit("AG004", f"lora_parameters must be an object, not {type(lora).__name__}", ("lora_parameters",))
         return
     rank = lora.get("rank")
     for key, ok, want in (("rank", lambda v: is_int(v) and v > 0, "a positive integer"),
@@ -89,8 +94,8 @@ def _rank_rule(rank: int, where: str, json_path: tuple, shape: AdapterShape, emi
     wrong = {r: mods for r, mods in shape.ranks.items() if r != rank}
     if wrong:
         detail = "; ".join(f"rank {r}: {names(mods, 3)}" for r, mods in sorted(wrong.items()))
-        emit("AG801", f"{where} is {rank} but the tensors say otherwise ({detail}); mlx-vlm loads them silently "
-             "into modules of the wrong rank", json_path)
+        emit("AG801", f"{where} is {rank} but the tensors say otherwise ({detail}); mlx-vlm loads the arrays "
+             "anyway (strict=False), but the config describes another adapter", json_path)
 
 
 def _keys_rules(keys: Any, shape: AdapterShape, emit: Emitter) -> None:
