@@ -17,7 +17,7 @@ from adapter_guard.github.comment import comment_body
 from adapter_guard.github.post_artifact import main, post_artifact
 from adapter_guard.reporters.markdown import COMMENT_LIMIT, COMMENT_MARKER
 
-from adapter_guard.rules import DOCS_URL
+from adapter_guard.registry import DOCS_URL
 
 from fake_github import BOT, FakeGitHub
 from github_results import finding, fixable_result

@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ..reporters.markdown import COMMENT_LIMIT, COMMENT_MARKER, JOINER, neutralise
-from ..rules import DOCS_URL
+from ..registry import DOCS_URL
 from .comment import (
     BODY_FILE,
     MISSING_PYGITHUB,
