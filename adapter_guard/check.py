@@ -41,7 +41,10 @@ class Inputs:
     shape: AdapterShape | None
     #: The base model's layer count, when a base config.json is known.
     total_layers: int | None = None
+    #: Where that base config came from, named in every finding that uses it.
     base_source: str | None = None
+    #: Why no base config was found, for the findings that needed one.
+    no_base_reason: str = ""
 
 
 class Emitter:
@@ -97,24 +100,6 @@ def read_config_bytes(path: Path, limit: int = MAX_CONFIG_BYTES) -> bytes:
         return b"".join(chunks)
     finally:
         os.close(fd)
-
-
-def read_base_layers(base_dir: Path) -> tuple[int | None, str | None]:
-    """``num_hidden_layers`` from a base model's config.json, if there is a usable one."""
-    config_path = base_dir / "config.json"
-    try:
-        doc = jsondoc.load(read_config_bytes(config_path))
-    except (OSError, jsondoc.JsonDocError):
-        return None, None
-    config = doc.value
-    if not isinstance(config, dict):
-        return None, None
-    for table in (config, config.get("text_config"), config.get("language_config")):
-        if isinstance(table, dict):
-            for key in ("num_hidden_layers", "n_layers", "num_layers"):
-                if _is_int(table.get(key)) and table[key] > 0:
-                    return table[key], str(config_path)
-    return None, None
 
 
 def check_weights(adapter_dir: Path, emit: Emitter, fine_tune_type: Any) -> AdapterShape | None:
@@ -369,9 +354,9 @@ def _num_layers_rules(config: dict, inputs: Inputs, emit: Emitter) -> None:
             value, why = infer_num_layers(shape, total)
         if value is None:
             code = "AG303" if total is not None else "AG301"
-            emit(code, f"num_layers is missing and cannot be proven: {why}")
+            emit(code, f"num_layers is missing and cannot be proven: {why}{_base_note(inputs)}")
             return
-        source = f" (base config: {inputs.base_source})" if inputs.base_source and total is not None else ""
+        source = _base_note(inputs) if total is not None else ""
         fix = Fix(SAFE, ((("num_layers",), value),), f"set num_layers to {value}")
         emit("AG301", f"num_layers is missing (mlx-lm raises AttributeError); {why}{source}: num_layers = {value}", None, fix)
         return
@@ -388,7 +373,7 @@ def _num_layers_rules(config: dict, inputs: Inputs, emit: Emitter) -> None:
             emit(
                 "AG302",
                 f"num_layers = {value} covers layers {first_covered}..{total - 1} of {total}, "
-                f"but layer {lo} has adapter tensors",
+                f"but layer {lo} has adapter tensors{_base_note(inputs)}",
                 ("num_layers",),
             )
     elif hi - lo + 1 > value:
@@ -397,6 +382,13 @@ def _num_layers_rules(config: dict, inputs: Inputs, emit: Emitter) -> None:
             f"num_layers = {value} covers at most {value} consecutive layers, but layers {lo}..{hi} have adapter tensors",
             ("num_layers",),
         )
+
+
+def _base_note(inputs: Inputs) -> str:
+    """Where the base config came from, or why there is none."""
+    if inputs.base_source:
+        return f" (base config: {inputs.base_source})"
+    return f" (no base config: {inputs.no_base_reason})" if inputs.no_base_reason else ""
 
 
 def _explicit_full_paths(config: dict) -> bool:

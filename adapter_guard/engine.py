@@ -11,7 +11,8 @@ from pathlib import Path
 
 from . import jsondoc
 from .atomic import atomic_write
-from .check import Emitter, Inputs, check_weights, read_base_layers, read_config_bytes, run_rules
+from .base import find_base
+from .check import Emitter, Inputs, check_weights, read_config_bytes, run_rules
 from .discover import discover
 from .findings import FileResult, Finding
 from .rules import ERROR, INFO, SAFE, WARNING
@@ -75,13 +76,15 @@ def lint(path: Path, data: bytes, settings: Settings) -> tuple[list[Finding], js
     weights = Emitter(spath)
     adapter_dir = path.parent
     shape = check_weights(adapter_dir, weights, config.get("fine_tune_type"))
-    total, source = None, None
-    for base in ([settings.base_model] if settings.base_model else []) + [adapter_dir]:
-        total, source = read_base_layers(base)
-        if total is not None:
-            break
+    lookup = find_base(
+        config, adapter_dir, root=settings.root, base_model=settings.base_model,
+        base_model_origin=settings.base_model_origin, fetch=settings.fetch_base_config,
+    )
     findings += weights.findings
-    findings += run_rules(Inputs(config, shape, total, source), spath)
+    findings += [Finding(code, spath, message, json_path=(key,) if key else None) for code, message, key in lookup.problems]
+    base = lookup.base
+    inputs = Inputs(config, shape, base.num_layers if base else None, base.describe() if base else None, lookup.reason)
+    findings += run_rules(inputs, spath)
     return findings, doc
 
 

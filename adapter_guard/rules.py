@@ -192,8 +192,11 @@ RULES: dict[str, Rule] = _rules(
         "`load_adapters` dereferences `config.num_layers` (AttributeError "
         "without it). The fix writes -1 when the LoRA layers start at layer 0 "
         "or the keys are full module paths, or the suffix length when the base "
-        "model's `num_hidden_layers` is known (a `config.json` beside the "
-        "adapter, or `--base-model`). Otherwise it cannot be proven.",
+        "model's `num_hidden_layers` is known: from `--base-model`, `base-model` "
+        "in pyproject.toml, a `config.json` beside the adapter, or the adapter "
+        "config's `model` / `base_model_name_or_path` as a directory inside the "
+        "repository or a snapshot in the local Hugging Face cache "
+        "(`--fetch-base-config` fetches it). Otherwise it cannot be proven.",
         fix="sometimes",
     ),
     Rule(
@@ -220,6 +223,24 @@ RULES: dict[str, Rule] = _rules(
         "fine_tune_type contradicts the tensors",
         "`dora` adapters carry an `m` magnitude vector per module and `lora` "
         "adapters do not.",
+    ),
+    Rule(
+        "AG310", "base-config-unusable", WARNING,
+        "the base model config named by --base-model or base-model cannot be used",
+        "`--base-model` or `base-model` in `[tool.adapter-guard]` points at a "
+        "`config.json` that is unreadable, not a JSON object, or has no "
+        "`num_hidden_layers`. An explicit base is never replaced by a guess, so "
+        "the findings that need a base model go without one.",
+    ),
+    Rule(
+        "AG311", "base-config-fetch-failed", WARNING,
+        "--fetch-base-config could not fetch the base model's config.json",
+        "With `--fetch-base-config` (or `fetch-base-config = true`), a base "
+        "model named by a Hub id that is not in the local Hugging Face cache has "
+        "its `config.json`, and nothing else, fetched from the Hub (`HF_ENDPOINT`, "
+        "`HF_TOKEN` and `HF_HUB_OFFLINE` are honoured). The message says why the "
+        "fetch failed: offline mode, no network, a gated or missing repository, "
+        "or huggingface_hub not installed (the `hub` extra).",
     ),
     # -- AG4xx: topology, mirrors ------------------------------------------------
     Rule(
