@@ -305,10 +305,13 @@ def fetch_config(repo_id: str, revision: str | None = None) -> tuple[Path | None
 
 def _fetch(repo_id: str, revision: str | None) -> tuple[Path | None, str]:
     try:
-        from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
+        from huggingface_hub import constants, get_hf_file_metadata, hf_hub_download, hf_hub_url
     except ImportError:
         return None, "huggingface_hub is not installed (pip install 'adapter-guard[hub]')"
     endpoint = _endpoint()
+    # Only config.json is asked for: huggingface_hub's telemetry would also fetch an
+    # agent registry from the endpoint, so it is off for this one call (and restored).
+    telemetry, constants.HF_HUB_DISABLE_TELEMETRY = constants.HF_HUB_DISABLE_TELEMETRY, True
     try:
         # One quick HEAD first: hf_hub_download retries a refused or failing server
         # for up to a minute before it gives up, which a lint must not wait for.
@@ -319,4 +322,6 @@ def _fetch(repo_id: str, revision: str | None) -> tuple[Path | None, str]:
     except Exception as exc:  # any failure (network, HTTP, gated, disk) is a reason, not a crash
         detail = str(exc).strip().splitlines()
         return None, f"{type(exc).__name__}: {detail[0] if detail else 'no detail'}"
+    finally:
+        constants.HF_HUB_DISABLE_TELEMETRY = telemetry
     return Path(path), ""
