@@ -27,6 +27,8 @@ from typing import Any
 
 from . import jsondoc
 from .check import read_config_bytes
+from .infer import layer_path
+from .safetensors_header import HeaderError, read_header
 
 #: ``org/name``, as the Hugging Face Hub spells model repository ids.
 _REPO_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
@@ -38,6 +40,8 @@ FETCH_TIMEOUT = 5.0
 #: Keys of the adapter config that name the base model, in the order they are tried.
 NAME_KEYS = ("model", "base_model_name_or_path")
 LAYER_COUNT_KEYS = ("num_hidden_layers", "n_layers", "num_layers")
+#: The most weight shards whose headers are read for the module set (a 405B model has 191).
+MAX_WEIGHT_SHARDS = 256
 
 
 @dataclass(frozen=True)
@@ -194,22 +198,25 @@ def _revision(config: Mapping[str, Any]) -> tuple[str | None, str | None]:
 def _directory_inside(name: str, adapter_dir: Path, root: Path) -> tuple[Path | None, str]:
     """The directory ``name`` points at, if it is one inside ``root`` (relative names:
     from the root, then from the adapter), else None and why it was not used."""
-    path = Path(name).expanduser()
+    try:
+        path = Path(name).expanduser()
+    except RuntimeError:  # "~user" with no such user
+        return None, ""
     candidates = [path] if path.is_absolute() else [root / path, adapter_dir / path]
     root = root.resolve()
     outside = None
     for candidate in candidates:
-        try:
+        try:  # a name from the config may hold NUL or a lone surrogate: no such directory
             resolved = candidate.resolve()
-        except (OSError, RuntimeError):
+            if not resolved.is_dir():
+                continue
+            if not resolved.is_relative_to(root):
+                outside = candidate
+                continue
+            if (resolved / "config.json").is_file():
+                return resolved, ""
+        except (OSError, RuntimeError, ValueError):
             continue
-        if not resolved.is_dir():
-            continue
-        if not resolved.is_relative_to(root):
-            outside = candidate
-            continue
-        if (resolved / "config.json").is_file():
-            return resolved, ""
     if outside is not None:
         return None, f"`{name}` is a directory outside the repository (`{root}`), which is never read"
     return None, ""
@@ -309,9 +316,11 @@ def _fetch(repo_id: str, revision: str | None) -> tuple[Path | None, str]:
     except ImportError:
         return None, "huggingface_hub is not installed (pip install 'adapter-guard[hub]')"
     endpoint = _endpoint()
-    # Only config.json is asked for: huggingface_hub's telemetry would also fetch an
-    # agent registry from the endpoint, so it is off for this one call (and restored).
-    telemetry, constants.HF_HUB_DISABLE_TELEMETRY = constants.HF_HUB_DISABLE_TELEMETRY, True
+    # huggingface_hub reads its variables once, at import; these are this call's. Only
+    # config.json is asked for: its telemetry would also fetch an agent registry from the
+    # endpoint, so it is off for this one call. HF_HUB_OFFLINE was checked just now.
+    saved = constants.HF_HUB_DISABLE_TELEMETRY, constants.HF_HUB_OFFLINE
+    constants.HF_HUB_DISABLE_TELEMETRY, constants.HF_HUB_OFFLINE = True, False
     try:
         # One quick HEAD first: hf_hub_download retries a refused or failing server
         # for up to a minute before it gives up, which a lint must not wait for.
@@ -323,5 +332,45 @@ def _fetch(repo_id: str, revision: str | None) -> tuple[Path | None, str]:
         detail = str(exc).strip().splitlines()
         return None, f"{type(exc).__name__}: {detail[0] if detail else 'no detail'}"
     finally:
-        constants.HF_HUB_DISABLE_TELEMETRY = telemetry
+        constants.HF_HUB_DISABLE_TELEMETRY, constants.HF_HUB_OFFLINE = saved
     return Path(path), ""
+
+
+# -- the modules mlx-lm's default LoRA set wraps, from the base weights' headers --------
+
+
+def layer_modules(directory: Path) -> dict[str, frozenset[str]] | None:
+    """Per layer prefix (``model.layers``), the layer-relative names of every module
+    whose weight is a matrix or an expert stack: the Linear, SwitchLinear and Embedding
+    modules mlx-lm wraps when ``lora_parameters.keys`` is absent. Read from the headers
+    of ``model*.safetensors`` only; None when there are no readable weights."""
+    try:
+        files = sorted(directory.glob("model*.safetensors"))[: MAX_WEIGHT_SHARDS + 1]
+    except OSError:
+        return None
+    if not files or len(files) > MAX_WEIGHT_SHARDS:
+        return None
+    return _layer_modules(tuple((str(f), f.stat().st_mtime_ns) for f in files))
+
+
+_MODULES_CACHE: dict[tuple, dict[str, frozenset[str]] | None] = {}
+
+
+def _layer_modules(files: tuple[tuple[str, int], ...]) -> dict[str, frozenset[str]] | None:
+    if files in _MODULES_CACHE:
+        return _MODULES_CACHE[files]
+    found: dict[str, set[str]] = {}
+    try:
+        for name, _ in files:
+            for tensor, shape in read_header(name).shapes().items():
+                module, _, leaf = tensor.rpartition(".")
+                located = layer_path(module)
+                # Norms are vectors; convolutions are not wrapped by mlx-lm's default set.
+                if leaf != "weight" or located is None or len(shape) not in (2, 3) or "conv" in module.rpartition(".")[2]:
+                    continue
+                found.setdefault(located.prefix, set()).add(located.relative)
+    except HeaderError:
+        found = {}
+    result = {prefix: frozenset(names) for prefix, names in found.items()} or None
+    _MODULES_CACHE[files] = result
+    return result

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import jsondoc
 from .atomic import atomic_write
-from .base import find_base
+from .base import find_base, layer_modules
 from .check import Emitter, Inputs, check_weights, read_config_bytes, run_rules
 from .discover import discover
 from .findings import FileResult, Finding
@@ -84,7 +84,16 @@ def lint(path: Path, data: bytes, settings: Settings) -> tuple[list[Finding], js
     findings += [Finding(code, spath, message, json_path=(key,) if key else None) for code, message, key in lookup.problems]
     base = lookup.base
     inputs = Inputs(config, shape, base.num_layers if base else None, base.describe() if base else None, lookup.reason)
-    findings += run_rules(inputs, spath)
+    if base is not None and shape is not None and shape.modules:
+        inputs.base_modules = layer_modules(base.directory)
+    checked = run_rules(inputs, spath)
+    if doc.duplicates:
+        # Which of two same-named members was meant is not a fix's call: leave them.
+        duplicated = [obj + (key,) for obj, key in doc.duplicates]
+        for finding in checked:
+            if finding.fix and any(p[: len(d)] == d for p, _ in finding.fix.sets for d in duplicated):
+                finding.fix = None
+    findings += checked
     return findings, doc
 
 

@@ -161,10 +161,15 @@ RULES: dict[str, Rule] = _rules(
     Rule(
         "AG203", "rank-mismatch", ERROR,
         "lora_parameters.rank differs from the rank in the tensors",
-        "Stock mlx-lm would build modules of the configured rank and then "
-        "refuse the tensors. `--unsafe-fixes` replaces the value with the "
-        "inferred rank.",
-        fix=UNSAFE,
+        "Stock mlx-lm builds modules of the configured rank and then refuses "
+        "the tensors (since its strict load, #1727, such a file never loads), "
+        "so the tensors prove the only loadable value. When every module has "
+        "one rank and it is below each module's smaller width, `--fix` writes "
+        "it, in `lora_parameters` and in a top-level `rank` mirror alike. A "
+        "rank that reaches a module's width is what a transposed layout also "
+        "shows: then only `--unsafe-fixes` writes it. Modules that disagree "
+        "among themselves are AG105/AG106, with no fix.",
+        fix="sometimes",
     ),
     Rule(
         "AG204", "missing-scale", ERROR,
@@ -248,9 +253,12 @@ RULES: dict[str, Rule] = _rules(
         "the default module set cannot reach the adapter's modules",
         "Without `lora_parameters.keys`, mlx-lm wraps only the linear and "
         "embedding modules inside the transformer layers. Modules outside them "
-        "(e.g. `model.embed_tokens`, `lm_head`) need explicit keys. The safe "
-        "fix writes keys inferred from the tensors: layer-relative names plus "
-        "full paths for modules outside the layers.",
+        "(e.g. `model.embed_tokens`, `lm_head`) need explicit keys. And when "
+        "the base model's weights (their safetensors headers, never the data) "
+        "show Linear modules in the layers that have no adapter tensors, the "
+        "default set would wrap those too, with nothing to load into them. "
+        "The safe fix writes keys inferred from the tensors: layer-relative "
+        "names plus full paths for modules outside the layers.",
         fix=SAFE,
     ),
     Rule(
@@ -264,7 +272,10 @@ RULES: dict[str, Rule] = _rules(
         "a top-level rank/scale/dropout mirror disagrees with lora_parameters",
         "Some consumers (mlx-vlm) read the top-level mirrors, mlx-lm reads "
         "`lora_parameters`. When they disagree the adapter behaves differently "
-        "depending on who loads it.",
+        "depending on who loads it. A rank mirror is fixed when the tensors "
+        "prove `lora_parameters.rank`; every fix that writes a field of "
+        "`lora_parameters` writes its mirror in the same edit.",
+        fix="sometimes",
     ),
     # -- AG5xx: smoke test -------------------------------------------------------
     Rule(
