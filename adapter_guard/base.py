@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import jsondoc
-from .check import read_config_bytes
+from .formats.shared import base_layer_count
 from .infer import layer_path
-from .safetensors_header import HeaderError, read_header
+from .readers import read_base_config, read_config_bytes, read_weights_header
+from .safetensors_header import HeaderError
 
 #: ``org/name``, as the Hugging Face Hub spells model repository ids.
 _REPO_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
@@ -39,7 +39,6 @@ _REF_RE = re.compile(r"^[\w.-]+(?:/[\w.-]+)*$")
 FETCH_TIMEOUT = 5.0
 #: Keys of the adapter config that name the base model, in the order they are tried.
 NAME_KEYS = ("model", "base_model_name_or_path")
-LAYER_COUNT_KEYS = ("num_hidden_layers", "n_layers", "num_layers")
 #: The most weight shards whose headers are read for the module set (a 405B model has 191).
 MAX_WEIGHT_SHARDS = 256
 
@@ -59,7 +58,7 @@ class Base:
 
     @property
     def num_layers(self) -> int | None:
-        return layer_count(self.config)
+        return base_layer_count(self.config)
 
     def describe(self) -> str:
         return f"{self.config_path}, {self.origin}"
@@ -74,30 +73,12 @@ class BaseLookup:
     reason: str = ""
 
 
-def layer_count(config: Mapping[str, Any]) -> int | None:
-    """``num_hidden_layers`` (or its aliases), also inside a VLM's text/language config."""
-    for table in (config, config.get("text_config"), config.get("language_config")):
-        if isinstance(table, dict):
-            for key in LAYER_COUNT_KEYS:
-                value = table.get(key)
-                if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-                    return value
-    return None
-
-
-def read_base_config(config_path: Path) -> tuple[dict[str, Any] | None, str]:
-    """A base ``config.json`` parsed, or None and why it cannot be used."""
-    try:
-        doc = jsondoc.load(read_config_bytes(config_path))
-    except OSError as exc:
-        return None, f"cannot read it: {exc.strerror or exc}"
-    except jsondoc.JsonDocError as exc:
-        return None, f"it is not valid JSON: {exc}"
-    if not isinstance(doc.value, dict):
-        return None, "its top level is not a JSON object"
-    if layer_count(doc.value) is None:
+def usable_base_config(config_path: Path) -> tuple[dict[str, Any] | None, str]:
+    """A base ``config.json`` parsed, when it is a model config with a layer count; else None and why."""
+    config, why = read_base_config(config_path)
+    if config is not None and base_layer_count(config) is None:
         return None, "it has no layer count (num_hidden_layers), so it is no model config adapter-guard can use"
-    return doc.value, ""
+    return config, why
 
 
 def find_base(
@@ -114,7 +95,7 @@ def find_base(
     if base_model is not None:
         # An explicit base is the user's choice: when it is unusable, say so and guess nothing else.
         path = Path(base_model).expanduser() / "config.json"
-        parsed, why = read_base_config(path)
+        parsed, why = usable_base_config(path)
         if parsed is None:
             lookup.problems.append(("AG310", f"the base config `{path}` ({base_model_origin}) is unusable: {why}", None))
             lookup.reason = f"the base config from {base_model_origin} is unusable"
@@ -125,7 +106,7 @@ def find_base(
     reasons = []
     beside = adapter_dir / "config.json"
     if beside.is_file():
-        parsed, why = read_base_config(beside)
+        parsed, why = usable_base_config(beside)
         if parsed is not None:
             lookup.base = Base(parsed, beside, "beside the adapter")
             return lookup
@@ -137,7 +118,7 @@ def find_base(
     for key, name in names:
         directory, why = _directory_inside(name, adapter_dir, root)
         if directory is not None:
-            parsed, why = read_base_config(directory / "config.json")
+            parsed, why = usable_base_config(directory / "config.json")
             if parsed is not None:
                 lookup.base = Base(parsed, directory / "config.json", f"named by the adapter config's `{key}`")
                 return lookup
@@ -149,7 +130,7 @@ def find_base(
             repo_ids.append((key, name))
             snapshot, why = cached_snapshot(name, revision, commit)
             if snapshot is not None:
-                parsed, why = read_base_config(snapshot / "config.json")
+                parsed, why = usable_base_config(snapshot / "config.json")
                 if parsed is not None:
                     lookup.base = Base(parsed, snapshot / "config.json", f"`{name}` in the local Hugging Face cache")
                     return lookup
@@ -159,7 +140,7 @@ def find_base(
         for key, name in repo_ids:
             path, why = fetch_config(name, commit or revision)
             if path is not None:
-                parsed, unusable = read_base_config(path)
+                parsed, unusable = usable_base_config(path)
                 if parsed is not None:
                     lookup.base = Base(parsed, path, f"`{name}` fetched from {_endpoint() or 'the Hugging Face Hub'}")
                     return lookup
@@ -362,7 +343,7 @@ def _layer_modules(files: tuple[tuple[str, int], ...]) -> dict[str, frozenset[st
     found: dict[str, set[str]] = {}
     try:
         for name, _ in files:
-            for tensor, shape in read_header(name).shapes().items():
+            for tensor, shape in read_weights_header(Path(name)).shapes().items():
                 module, _, leaf = tensor.rpartition(".")
                 located = layer_path(module)
                 # Norms are vectors; convolutions are not wrapped by mlx-lm's default set.

@@ -8,9 +8,10 @@ lora_b (r, out); LoRASwitchLinear lora_a (E, r, in) and lora_b (E, out, r).
 
 from __future__ import annotations
 
-from adapter_guard.check import Inputs, run_rules
+from adapter_guard.formats.mlx_lm import run_rules
+from adapter_guard.formats.shared import Inputs
 from adapter_guard.infer import infer_adapter
-from adapter_guard.rules import SAFE, UNSAFE
+from adapter_guard.registry import SAFE, UNSAFE
 
 EXPERTS = ("mlp.experts.gate_proj", "mlp.experts.up_proj", "mlp.experts.down_proj")
 #: The modules of a gpt-oss layer whose weights are matrices or expert stacks (mlx-lm names).
