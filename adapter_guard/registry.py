@@ -250,11 +250,12 @@ RULES: dict[str, Rule] = _rules(
         "Stock mlx-lm builds modules of the configured rank and then refuses "
         "the tensors (since its strict load, #1727, such a file never loads), "
         "so the tensors prove the only loadable value. When every module has "
-        "one rank and it is below each module's smaller width, `--fix` writes "
+        "one rank and it is below each module's larger width, `--fix` writes "
         "it, in `lora_parameters` and in a top-level `rank` mirror alike. A "
-        "rank that reaches a module's width is what a transposed layout also "
-        "shows: then only `--unsafe-fixes` writes it. Modules that disagree "
-        "among themselves are AG105/AG106, with no fix.",
+        "rank that reaches both widths of a module is more than full rank, "
+        "which is what a transposed layout reads as: then only "
+        "`--unsafe-fixes` writes it. Modules that disagree among themselves "
+        "are AG105/AG106, with no fix.",
         fix=fixability(Availability.ALWAYS, SAFE, UNSAFE),
     ),
     Rule(

@@ -86,7 +86,7 @@ def test_the_pre_fix_unsloth_rank_96_is_a_safe_fix_that_writes_the_mirror_too():
 
 
 def test_a_rank_that_reaches_a_module_width_stays_an_unsafe_fix():
-    # Rank 32 over 32-wide modules is also what a transposed (in, r) <-> (r, in) layout shows.
+    # Rank 32 over modules 32 wide both ways is more than full rank: what a transposed layout shows.
     config = {"fine_tune_type": "lora", "num_layers": -1, "lora_parameters": {"rank": 8, "scale": 2.0, "dropout": 0.0}}
     fix = only(run(config, linear_tensors(rank=32)), "AG203").fix
     assert fix.applicability == UNSAFE
@@ -170,3 +170,12 @@ def test_lora_parameters_rebuilt_from_mirrors_gets_keys_when_the_default_set_is_
     del config["lora_parameters"]
     fix = only(run(config, expert_tensors(), {"model.layers": GPT_OSS_LAYER}), "AG201").fix
     assert fix.sets[0][1]["keys"] == sorted(EXPERTS)
+
+
+def test_a_rank_above_only_the_smaller_width_is_still_plausible():
+    # What the stock trainer writes for gpt-oss with the default key set: rank 8 on the
+    # router, which is 32 wide in and 4 wide out (one logit per expert).
+    tensors = {f"model.layers.{i}.mlp.router.lora_a": (32, 8) for i in range(2)}
+    tensors |= {f"model.layers.{i}.mlp.router.lora_b": (8, 4) for i in range(2)}
+    config = {"fine_tune_type": "lora", "num_layers": -1, "lora_parameters": {"rank": 9, "scale": 2.0, "dropout": 0.0}}
+    assert only(run(config, tensors), "AG203").fix.applicability == SAFE

@@ -142,15 +142,20 @@ def _widths(entry: ModuleShapes) -> tuple[int, ...]:
 
 
 def _plausible_rank(shape: AdapterShape, rank: int) -> tuple[bool, str]:
-    """Whether ``rank`` is below every module's smaller width. A rank that is not
-    (96 over 96-wide inputs) is what a transposed or misread layout produces."""
-    widths = [min(w) for entry in shape.modules.values() if (w := _widths(entry))]
+    """Whether ``rank`` is below the larger width of every module.
+
+    A rank at or above both widths of a module is more than full rank: no trainer
+    needs it, and it is what a transposed layout reads as (PEFT's (r, in) taken for
+    (in, r) puts the input width on the rank axis). A rank above only the smaller
+    width is real: mlx-lm's default set gives gpt-oss's 4-wide router rank 8.
+    """
+    widths = [max(w) for entry in shape.modules.values() if (w := _widths(entry))]
     if not widths:
         return False, "no module's widths are known"
-    smallest = min(widths)
-    if rank < smallest:
-        return True, f"below the smallest module width, {smallest}"
-    return False, f"not below the smallest module width, {smallest}, which a transposed layout would also show"
+    narrowest = min(widths)
+    if rank < narrowest:
+        return True, f"below every module's larger width (the narrowest is {narrowest})"
+    return False, f"a module is at most {narrowest} wide both ways, which a transposed layout would also show"
 
 
 def _with_mirror(config: dict, key: str, value: Any, sets: tuple) -> tuple:
