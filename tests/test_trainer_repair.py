@@ -87,6 +87,17 @@ def test_one_fix_with_the_base_reachable_restores_the_trained_model(trainer_corp
     assert (adapter_dir / "adapter_config.json").read_bytes() == fixed  # and nothing more to do
 
 
+@pytest.mark.parametrize("damage", ["lora_parameters reduced to mirrors", "wrong rank"])
+@pytest.mark.parametrize("name", ADAPTERS)
+def test_smoke_passes_on_the_fixed_adapter(trainer_corpus, tmp_path, capsys, name, damage):
+    trained = trainer_corpus[name]
+    adapter_dir = damaged_copy(trained, tmp_path, damage)
+    assert main(["--fix", str(adapter_dir), "--base-model", str(trained.base_dir)]) == 0
+    capsys.readouterr()
+    code = main(["--smoke", "--require-smoke", str(adapter_dir), "--base-model", str(trained.base_dir)])
+    assert code == 0, capsys.readouterr().out
+
+
 def test_the_base_named_by_the_config_inside_the_repository_is_found_without_base_model(
     trainer_corpus, tmp_path, monkeypatch, capsys
 ):
