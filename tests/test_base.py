@@ -281,3 +281,19 @@ def test_the_lint_path_reads_the_cache_without_importing_huggingface_hub(repo, t
     out = subprocess.run([sys.executable, "-c", script, str(adapter)], capture_output=True, text=True, check=True)
     assert out.stdout.split()[-2:] == ["0", "False"]
     assert num_layers(adapter) == 2
+
+
+def test_num_layers_too_small_names_the_base_it_was_measured_against(repo, capsys):
+    adapter = write_adapter(repo / "adapter", num_layers=1)
+    base = write_base(repo / "base", 4)
+    code, findings = lint([str(adapter), "--base-model", str(base)], capsys)
+    assert code == 1
+    assert f"(base config: {base / 'config.json'}, --base-model)" in only(findings, "AG302")["message"]
+
+
+def test_layers_that_are_no_suffix_name_the_base(repo, capsys):
+    adapter = write_adapter(repo / "adapter")
+    base = write_base(repo / "base", 6)
+    code, findings = lint(["--fix", str(adapter), "--base-model", str(base)], capsys)
+    assert code == 1 and num_layers(adapter) == "absent"
+    assert f"(base config: {base / 'config.json'}, --base-model)" in only(findings, "AG303")["message"]
