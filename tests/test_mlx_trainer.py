@@ -96,3 +96,13 @@ def test_stock_fuse_bakes_the_adapter_into_the_base(trainer_corpus, tmp_path, na
     fused = load(str(tmp_path / "fused"))[0]
     fused.eval()
     assert max_abs_diff(fused(trained.probe_tokens()), trained.trained_logits()) < FUSE_TOLERANCE
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_smoke_passes_on_what_the_trainer_wrote(trainer_corpus, capsys, name):
+    trained = trainer_corpus[name]
+    args = ["--smoke", "--require-smoke", "--base-model", trained.base_dir, trained.adapter_dir]
+    if trained.family == "gpt_oss":
+        args.insert(0, "--gpt-oss")
+    assert findings(capsys, *args) == []
+    assert main([*map(str, args)]) == 0

@@ -163,14 +163,15 @@ class _Smoke:
         for module_path, leaves in _by_module(file_tensors).items():
             module = modules.get(module_path)
             base_kind = type(module).__name__ if module is not None else None
-            if module is not None and not _is_lora(module) and base_kind in _LORA_CLASS_FOR:
+            # A full fine-tune saves whole weights: stock load_adapters loads them into the plain modules.
+            if not full and module is not None and not _is_lora(module) and base_kind in _LORA_CLASS_FOR:
                 expected = _LORA_CLASS_FOR[base_kind]
                 if "m" in leaves:
                     expected = expected.replace("LoRA", "DoRA")
                 self.emit(
                     "AG504",
-                    f"{module_path} is {base_kind} after reload, not {expected}: its {', '.join(sorted(leaves))} "
-                    "have nowhere to go (is the module in lora_parameters.keys and num_layers?)",
+                    f"{module_path} is {base_kind} after reload, not {expected}: its {_tensors(leaves)} "
+                    "nowhere to go (is the module in lora_parameters.keys and num_layers?)",
                 )
                 continue
             problems = []
@@ -299,6 +300,12 @@ class _Smoke:
             where = paths[0] if len(paths) == 1 else f"{paths[0]} (and {len(paths) - 1} more modules)"
             self.emit("AG509", f"{where}: {detail}", json_path=("lora_parameters", "scale") if about_scale else None)
         self.note(f"fingerprint: {matched} of {len(doc['modules'])} modules match (rtol {fingerprint.RTOL:g})")
+
+
+def _tensors(leaves) -> str:
+    """``lora_a, lora_b have`` / ``weight has``: the subject of a sentence about some tensors."""
+    names = sorted(leaves)
+    return f"{', '.join(names)} {'has' if len(names) == 1 else 'have'}"
 
 
 def probe_tokens(base_config: Mapping[str, Any]):
