@@ -347,7 +347,7 @@ def random_parameter_count(config: dict[str, Any]) -> int:
     return sum(v.size for _, v in tree_flatten(model.parameters()))
 
 
-# -- finding the base ---------------------------------------------------------------------
+# -- the base -------------------------------------------------------------------------------
 
 
 def _read_json(path: Path) -> Any:
@@ -357,27 +357,6 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-def find_base(
-    config_path: Path | None, adapter_config: dict[str, Any] | None, base_model: Path | None
-) -> reload.BaseModelSource | None:
-    """The base model for an adapter, found locally, never downloaded.
-
-    In order: ``base_model`` (``--base-model``); a ``config.json`` beside the
-    adapter (trainers such as unsloth copy the base's there); then what
-    :func:`adapter_guard.mlx.reload.resolve_base_model` finds from the
-    adapter's ``base_model_name_or_path`` or ``model`` (a local directory or a
-    snapshot already in the Hugging Face cache).
-    """
-    if base_model is not None:
-        return reload.resolve_base_model({}, Path("."), base_model)[0]
-    if config_path is None:
-        return None
-    adapter_dir = Path(config_path).parent
-    if (adapter_dir / "config.json").is_file():
-        return reload.BaseModelSource(adapter_dir, "beside the adapter", reload.has_weights(adapter_dir))
-    return reload.resolve_base_model(adapter_config or {}, adapter_dir)[0]
-
-
 # -- the entry point the CLI calls -------------------------------------------------------------
 
 
@@ -385,7 +364,8 @@ def gpt_oss_findings(
     config_path: Path | None,
     config: dict[str, Any] | None,
     *,
-    base_model: Path | None,
+    base_model: Path | None = None,
+    base: reload.Base | None = None,
     cache_factory: CacheFactory | None = None,
     mask_fn: MaskFn | None = None,
     attention: AttentionFn | None = None,
@@ -393,16 +373,19 @@ def gpt_oss_findings(
 ) -> tuple[list[Finding], list[str]]:
     """Run the regression for one adapter, or for the built-in tiny gpt-oss.
 
-    ``config_path`` None: no adapter; the base is ``base_model`` when that is
+    ``base`` is the resolved base (from the shared base lookup); without it,
+    :func:`adapter_guard.mlx.reload.find_base` looks from ``base_model`` and
+    the adapter. ``config_path`` None: no adapter; the base is used when it is
     a gpt-oss base, otherwise the built-in :data:`TINY_GPT_OSS`. With an
-    adapter, its base is found by :func:`find_base`; when there is
-    none, or it is not gpt-oss, there are no findings and no report lines
-    (the caller decides what that means). The adapter is applied with stock
+    adapter and no gpt-oss base, there are no findings and no report lines
+    (the caller decides what that means). A base whose config asks to run code
+    it ships is never loaded (AG604). The adapter is applied with stock
     ``load_adapters`` and put in eval mode (``eval_mode=False`` leaves it in
     training mode, the upstream bug).
 
     Returns ``(findings, report lines)``: AG601 per scenario that drifts,
-    AG602 per scenario that raised, AG603 when the run was skipped. Report
+    AG602 per scenario that raised, AG603 when the run was skipped, AG604
+    when the base was refused. Report
     lines name the base and give, per scenario, prefill, new tokens, steps
     and max logit difference. Never raises: anything unexpected is one AG602.
     ``cache_factory``, ``mask_fn`` and ``attention`` go to :func:`run_scenario`.
@@ -410,7 +393,7 @@ def gpt_oss_findings(
     path = str(config_path) if config_path is not None else BUILTIN_PATH
     try:
         return _gpt_oss_findings(
-            config_path, config, base_model, path,
+            config_path, config, base_model, base, path,
             cache_factory=cache_factory, mask_fn=mask_fn, attention=attention, eval_mode=eval_mode,
         )
     except Exception as exc:  # never a traceback: the CLI prints findings
@@ -418,8 +401,8 @@ def gpt_oss_findings(
         return [Finding("AG602", path, message)], [message]
 
 
-def _is_gpt_oss(base: reload.BaseModelSource | None) -> bool:
-    base_config = _read_json(base.path / "config.json") if base else None
+def _is_gpt_oss(base: reload.Base) -> bool:
+    base_config = _read_json(base.path / "config.json") if isinstance(base, reload.BaseModelSource) else None
     return isinstance(base_config, dict) and base_config.get("model_type") == "gpt_oss"
 
 
@@ -432,6 +415,7 @@ def _gpt_oss_findings(
     config_path: Path | None,
     config: dict[str, Any] | None,
     base_model: Path | None,
+    base: reload.Base | None,
     path: str,
     *,
     cache_factory: CacheFactory | None,
@@ -440,7 +424,8 @@ def _gpt_oss_findings(
     eval_mode: bool,
 ) -> tuple[list[Finding], list[str]]:
     if config_path is None:
-        base = find_base(None, None, base_model)
+        if base is None:
+            base = reload.find_base(None, None, base_model)
         if not _is_gpt_oss(base):
             base = None  # not a gpt-oss base: the built-in one
     else:
@@ -448,7 +433,8 @@ def _gpt_oss_findings(
             config = _read_json(Path(config_path))
             if not isinstance(config, dict):
                 return [], []  # the lint reports the unreadable config
-        base = find_base(config_path, config, base_model)
+        if base is None:
+            base = reload.find_base(config, Path(config_path).parent, base_model)
         if not _is_gpt_oss(base):
             return [], []
 
@@ -471,7 +457,11 @@ def _gpt_oss_findings(
                     f"base {base.path} has no weights and its config has {count:,} parameters, too many to build "
                     f"with random weights (limit {MAX_RANDOM_PARAMETERS:,}); point --base-model at a smaller config",
                 )
-        model, _, random_weights = reload.load_base(base.path)
+        try:
+            model, _, random_weights = reload.load_base(base)
+        except reload.BaseRefused as exc:
+            message = f"gpt-oss regression skipped: {exc}"
+            return [Finding("AG604", path, message)], [message]
         if random_weights:
             randomize_sinks(model)
 
