@@ -111,3 +111,46 @@ def test_a_hook_inside_a_nested_config_is_found():
 
 def test_a_plain_base_has_no_hooks():
     assert reload.code_hooks(TINY_GPT_OSS) == []
+
+
+# -- the base is handed in already resolved ---------------------------------------------------------
+
+
+def test_smoke_uses_the_resolved_base_it_is_given_and_not_the_configs_model(tmp_path):
+    from adapter_guard.mlx.smoke import run_smoke
+
+    adapter_dir, marker = evil_repository(tmp_path, {"model_file": "evil.py"})
+    trusted = builders.write_base_dir(TINY_GPT_OSS, tmp_path / "trusted")
+    config_path = adapter_dir / "adapter_config.json"
+
+    result = run_smoke(config_path, json.loads(config_path.read_text()), base=reload.BaseModelSource(trusted, "lookup"))
+
+    assert (result.findings, result.base.path) == ([], trusted)
+    assert f"smoke: base {trusted} (lookup), seeded random weights (config.json only)" in result.notes
+    assert not marker.exists()
+
+
+def test_smoke_reports_why_the_lookup_found_no_base(tmp_path):
+    from adapter_guard.mlx.smoke import run_smoke
+
+    adapter_dir, _ = evil_repository(tmp_path, {"model_file": "evil.py"})
+    config_path = adapter_dir / "adapter_config.json"
+
+    result = run_smoke(config_path, {}, base=reload.NoBase("the lookup's reason"))
+
+    assert [(f.code, f.message) for f in result.findings] == [
+        ("AG501", "smoke skipped: base model not available locally: the lookup's reason")
+    ]
+
+
+def test_gpt_oss_uses_the_resolved_base_it_is_given(tmp_path):
+    from adapter_guard.mlx.gpt_oss import gpt_oss_findings
+
+    adapter_dir, marker = evil_repository(tmp_path, {"model_file": "evil.py"})
+    trusted = builders.write_base_dir(TINY_GPT_OSS, tmp_path / "trusted")
+    config_path = adapter_dir / "adapter_config.json"
+
+    found, lines = gpt_oss_findings(config_path, None, base=reload.BaseModelSource(trusted, "lookup"))
+
+    assert found == [] and lines[0].startswith(f"gpt-oss regression: base {trusted} (lookup)")
+    assert not marker.exists()

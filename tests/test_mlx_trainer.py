@@ -8,8 +8,6 @@ can have; stock ``mlx_lm fuse`` is the second consumer that must accept them.
 from __future__ import annotations
 
 import json
-import runpy
-import sys
 
 import pytest
 
@@ -72,30 +70,12 @@ def test_lint_with_the_base_finds_nothing_in_what_the_trainer_wrote(trainer_corp
     assert findings(capsys, trained.adapter_dir, "--base-model", trained.base_dir) == []
 
 
-def fuse(trained: mlx_trainer.TrainedAdapter, adapter_dir, save_path, *extra: str) -> None:
-    """``python -m mlx_lm fuse``, run in this process through runpy (the same ``__main__``)."""
-    argv = ["mlx_lm", "fuse", "--model", str(trained.base_dir), "--adapter-path", str(adapter_dir)]
-    argv += ["--save-path", str(save_path), *extra]
-    saved = sys.argv
-    sys.argv = argv
-    try:
-        runpy.run_module("mlx_lm", run_name="__main__", alter_sys=True)
-    finally:
-        sys.argv = saved
-
-
 @pytest.mark.parametrize("name", NAMES)
 def test_stock_fuse_bakes_the_adapter_into_the_base(trainer_corpus, tmp_path, name):
-    from mlx_lm import load
-
     trained = trainer_corpus[name]
-    # The 4-bit base is fused dequantized: re-quantizing the sum would move the logits.
-    extra = ("--dequantize",) if name == "qlora" else ()
-    fuse(trained, trained.adapter_dir, tmp_path / "fused", *extra)
+    fused = trained.fuse(tmp_path / "fused")
 
-    fused = load(str(tmp_path / "fused"))[0]
-    fused.eval()
-    assert max_abs_diff(fused(trained.probe_tokens()), trained.trained_logits()) < FUSE_TOLERANCE
+    assert max_abs_diff(trained.fused_logits(fused), trained.trained_logits()) < FUSE_TOLERANCE
 
 
 @pytest.mark.parametrize("name", NAMES)
