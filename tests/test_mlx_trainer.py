@@ -86,3 +86,21 @@ def test_smoke_passes_on_what_the_trainer_wrote(trainer_corpus, capsys, name):
         args.insert(0, "--gpt-oss")
     assert findings(capsys, *args) == []
     assert main([*map(str, args)]) == 0
+
+
+def test_a_full_fine_tune_labelled_lora_is_reported_module_by_module(trainer_corpus, capsys, tmp_path):
+    trained = trainer_corpus["full"]
+    adapter_dir = trained.copy_to(tmp_path / "adapter")
+    config = json.loads((adapter_dir / "adapter_config.json").read_text())
+    config["fine_tune_type"] = "lora"
+    config["lora_parameters"] = {"rank": 8, "scale": 20.0, "dropout": 0.0, "keys": ["self_attn.v_proj"]}
+    (adapter_dir / "adapter_config.json").write_text(json.dumps(config, indent=4))
+
+    found = findings(capsys, "--smoke", "--base-model", trained.base_dir, adapter_dir)
+
+    assert "AG502" in {f["code"] for f in found}
+    not_recreated = [f["message"] for f in found if f["code"] == "AG504"]
+    assert len(not_recreated) == 12  # 7 linear layers in each of the 2 trained blocks, less v_proj
+    assert "model.layers.3.self_attn.q_proj is Linear after reload, not LoRALinear: its weight has nowhere to go" in {
+        m.split(" (is the module")[0] for m in not_recreated
+    }
