@@ -429,6 +429,15 @@ RULES: dict[str, Rule] = _rules(
         "with no tensors keeps its initial values (`lora_b` = 0) and silently "
         "adds nothing: the file is missing a module, or the config names too many.",
     ),
+    Rule(
+        "AG511", "base-runs-code", WARNING,
+        "smoke skipped: the base model asks to run code it ships",
+        "The base's `config.json` names code to import (`model_file`, which "
+        "mlx-lm's `load_model` runs when trusted, or transformers' `auto_map`). "
+        "adapter-guard never runs code that came with the checked repository, "
+        "so the base is not loaded and the reload is not tested. Point "
+        "`--base-model` at a base you trust that needs no custom code.",
+    ),
     # -- AG6xx: gpt-oss --------------------------------------------------------
     Rule(
         "AG601", "gpt-oss-cache-drift", ERROR,
@@ -451,6 +460,12 @@ RULES: dict[str, Rule] = _rules(
         "The regression could not run: the adapter does not apply to its "
         "gpt-oss base, the base has no weights and is too large to build with "
         "random weights (over 100M parameters), or mlx/mlx-lm is not installed.",
+    ),
+    Rule(
+        "AG604", "gpt-oss-base-runs-code", WARNING,
+        "gpt-oss regression skipped: the base model asks to run code it ships",
+        "As AG511, for `--gpt-oss`: a base whose `config.json` has `model_file` "
+        "or `auto_map` is never loaded, so the regression did not run.",
     ),
 )
 

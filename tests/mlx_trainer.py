@@ -167,6 +167,37 @@ class TrainedAdapter:
         """The trained model's logits: a stock reload of the adapter exactly as the trainer wrote it."""
         return self.logits(self.adapter_dir)
 
+    def fuse(self, save_path: str | Path, adapter_dir: str | Path | None = None) -> Path:
+        """``python -m mlx_lm fuse`` of ``adapter_dir`` (default: as written) into this base.
+
+        Runs in this process through runpy: the same ``__main__`` as the
+        command line. A 4-bit base is fused ``--dequantize``: re-quantizing
+        the sum would move the logits.
+        """
+        import runpy
+
+        argv = ["mlx_lm", "fuse", "--model", str(self.base_dir), "--adapter-path", str(adapter_dir or self.adapter_dir)]
+        argv += ["--save-path", str(save_path)]
+        if "quantization" in self.base_config:
+            argv.append("--dequantize")
+        saved, sys.argv = sys.argv, argv
+        try:
+            runpy.run_module("mlx_lm", run_name="__main__", alter_sys=True)
+        finally:
+            sys.argv = saved
+        return Path(save_path)
+
+    def fused_logits(self, fused_dir: str | Path):
+        """Eval-mode logits on :meth:`probe_tokens` of a fused model, loaded by stock ``mlx_lm.load``."""
+        import mlx.core as mx
+        from mlx_lm import load
+
+        model = load(str(fused_dir))[0]
+        model.eval()
+        out = model(self.probe_tokens())
+        mx.eval(out)
+        return out
+
 
 # -- bases --------------------------------------------------------------------------
 

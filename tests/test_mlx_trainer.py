@@ -8,8 +8,6 @@ can have; stock ``mlx_lm fuse`` is the second consumer that must accept them.
 from __future__ import annotations
 
 import json
-import runpy
-import sys
 
 import pytest
 
@@ -72,27 +70,37 @@ def test_lint_with_the_base_finds_nothing_in_what_the_trainer_wrote(trainer_corp
     assert findings(capsys, trained.adapter_dir, "--base-model", trained.base_dir) == []
 
 
-def fuse(trained: mlx_trainer.TrainedAdapter, adapter_dir, save_path, *extra: str) -> None:
-    """``python -m mlx_lm fuse``, run in this process through runpy (the same ``__main__``)."""
-    argv = ["mlx_lm", "fuse", "--model", str(trained.base_dir), "--adapter-path", str(adapter_dir)]
-    argv += ["--save-path", str(save_path), *extra]
-    saved = sys.argv
-    sys.argv = argv
-    try:
-        runpy.run_module("mlx_lm", run_name="__main__", alter_sys=True)
-    finally:
-        sys.argv = saved
+@pytest.mark.parametrize("name", NAMES)
+def test_stock_fuse_bakes_the_adapter_into_the_base(trainer_corpus, tmp_path, name):
+    trained = trainer_corpus[name]
+    fused = trained.fuse(tmp_path / "fused")
+
+    assert max_abs_diff(trained.fused_logits(fused), trained.trained_logits()) < FUSE_TOLERANCE
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_stock_fuse_bakes_the_adapter_into_the_base(trainer_corpus, tmp_path, name):
-    from mlx_lm import load
-
+def test_smoke_passes_on_what_the_trainer_wrote(trainer_corpus, capsys, name):
     trained = trainer_corpus[name]
-    # The 4-bit base is fused dequantized: re-quantizing the sum would move the logits.
-    extra = ("--dequantize",) if name == "qlora" else ()
-    fuse(trained, trained.adapter_dir, tmp_path / "fused", *extra)
+    args = ["--smoke", "--require-smoke", "--base-model", trained.base_dir, trained.adapter_dir]
+    if trained.family == "gpt_oss":
+        args.insert(0, "--gpt-oss")
+    assert findings(capsys, *args) == []
+    assert main([*map(str, args)]) == 0
 
-    fused = load(str(tmp_path / "fused"))[0]
-    fused.eval()
-    assert max_abs_diff(fused(trained.probe_tokens()), trained.trained_logits()) < FUSE_TOLERANCE
+
+def test_a_full_fine_tune_labelled_lora_is_reported_module_by_module(trainer_corpus, capsys, tmp_path):
+    trained = trainer_corpus["full"]
+    adapter_dir = trained.copy_to(tmp_path / "adapter")
+    config = json.loads((adapter_dir / "adapter_config.json").read_text())
+    config["fine_tune_type"] = "lora"
+    config["lora_parameters"] = {"rank": 8, "scale": 20.0, "dropout": 0.0, "keys": ["self_attn.v_proj"]}
+    (adapter_dir / "adapter_config.json").write_text(json.dumps(config, indent=4))
+
+    found = findings(capsys, "--smoke", "--base-model", trained.base_dir, adapter_dir)
+
+    assert "AG502" in {f["code"] for f in found}
+    not_recreated = [f["message"] for f in found if f["code"] == "AG504"]
+    assert len(not_recreated) == 12  # 7 linear layers in each of the 2 trained blocks, less v_proj
+    assert "model.layers.3.self_attn.q_proj is Linear after reload, not LoRALinear: its weight has nowhere to go" in {
+        m.split(" (is the module")[0] for m in not_recreated
+    }
