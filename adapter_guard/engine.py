@@ -204,14 +204,14 @@ def process(path: Path, settings: Settings) -> FileResult:
     if settings.smoke and doc is not None and isinstance(doc.value, dict):
         from .mlx.smoke import run_smoke
 
-        smoke = run_smoke(path, doc.value, base_model=settings.base_model, require=settings.require_smoke)
+        smoke = run_smoke(path, doc.value, require=settings.require_smoke, base=_mlx_base(read))
         result.findings += [f for f in smoke.findings if f.code in enabled]
         result.notes += smoke.notes
         result.checks.add("smoke")
     if settings.gpt_oss and doc is not None and isinstance(doc.value, dict):
         from .mlx.gpt_oss import gpt_oss_findings
 
-        found, lines = gpt_oss_findings(path, doc.value, base_model=settings.base_model)
+        found, lines = gpt_oss_findings(path, doc.value, base=_mlx_base(read))
         result.findings += [f for f in found if f.code in enabled]
         result.notes += lines
         if found or lines:  # ([], []) means the adapter's base is not gpt-oss
@@ -222,6 +222,17 @@ def process(path: Path, settings: Settings) -> FileResult:
             if finding.line is None:
                 finding.line = _line(doc, finding)
     return result
+
+
+def _mlx_base(read: AdapterRead | None):
+    """The lint's base lookup, as the MLX checks take it: the same base for both, found
+    only where ``adapter_guard.base`` looks (never a directory outside the repository)."""
+    from .mlx.reload import BaseModelSource, NoBase
+
+    lookup = read.base if read is not None else None
+    if lookup is not None and lookup.base is not None:
+        return BaseModelSource(lookup.base.directory, lookup.base.origin)
+    return NoBase(lookup.reason if lookup is not None and lookup.reason else "no base model was found")
 
 
 def _line(doc: jsondoc.Document, finding: Finding) -> int:

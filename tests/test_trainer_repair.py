@@ -19,7 +19,7 @@ pytest.importorskip("mlx_lm", reason="the [mlx] extra is part of the test instal
 
 from adapter_guard.cli import main  # noqa: E402
 
-from test_mlx_trainer import fuse, max_abs_diff  # noqa: E402
+from test_mlx_trainer import FUSE_TOLERANCE, max_abs_diff  # noqa: E402
 
 #: A stock reload of a repaired config against the trainer's own (float32, same tensors).
 TOLERANCE = 1e-4
@@ -129,16 +129,11 @@ def test_default_keys_are_not_written_where_the_trainer_used_the_default_set(tra
 
 @pytest.mark.parametrize("name", ["yaml-keys", "gpt-oss-experts", "qlora"])
 def test_stock_fuse_works_on_a_fixed_adapter(trainer_corpus, tmp_path, capsys, name):
-    from mlx_lm import load
-
     trained = trainer_corpus[name]
     adapter_dir = damaged_copy(trained, tmp_path, "lora_parameters reduced to mirrors")
     assert main(["--fix", str(adapter_dir), "--base-model", str(trained.base_dir)]) == 0
-    extra = ("--dequantize",) if name == "qlora" else ()
-    fuse(trained, adapter_dir, tmp_path / "fused", *extra)
-    fused = load(str(tmp_path / "fused"))[0]
-    fused.eval()
-    assert max_abs_diff(fused(trained.probe_tokens()), trained.trained_logits()) < 2e-3
+    fused = trained.fuse(tmp_path / "fused", adapter_dir)
+    assert max_abs_diff(trained.fused_logits(fused), trained.trained_logits()) < FUSE_TOLERANCE
 
 
 # -- pre-fix unsloth output, recreated from its documented format ----------------------------
