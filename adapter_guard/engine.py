@@ -15,9 +15,9 @@ from .atomic import atomic_write
 from .base import BaseLookup, find_base, layer_modules
 from .discover import discover
 from .findings import FileResult, Finding
-from .formats import mlx_lm
-from .formats.shared import Emitter, Inputs, parse_config
-from .readers import AdapterFiles, read_adapter_files, read_config_bytes
+from .formats import lint_config, lint_lone_weights
+from .formats.shared import parse_config
+from .readers import WEIGHTS_NAMES, AdapterFiles, read_adapter_files, read_config_bytes
 from .registry import ERROR, INFO, SAFE, UNSAFE, WARNING, Applicability
 from .settings import Settings
 
@@ -81,44 +81,39 @@ def read_adapter(path: Path, settings: Settings, config: dict) -> AdapterRead:
 
 def lint(
     path: Path, data: bytes, settings: Settings, read: AdapterRead | None = None
-) -> tuple[list[Finding], jsondoc.Document | None]:
-    """All lint findings for one config's bytes, plus the parsed document.
+) -> tuple[list[Finding], jsondoc.Document | None, str | None]:
+    """All lint findings for one config's bytes, the parsed document, and the adapter's format.
 
     ``read`` is what ``read_adapter`` found; given, the directory is not read again.
     """
-    findings, doc, _ = _lint(path, data, settings, read)
-    return findings, doc
+    findings, doc, format_name, _ = _lint(path, data, settings, read)
+    return findings, doc, format_name
 
 
 def _lint(
     path: Path, data: bytes, settings: Settings, read: AdapterRead | None
-) -> tuple[list[Finding], jsondoc.Document | None, AdapterRead | None]:
+) -> tuple[list[Finding], jsondoc.Document | None, str | None, AdapterRead | None]:
     spath = str(path)
     findings, doc = parse_config(data, spath)
     if doc is None or not isinstance(doc.value, dict):
-        return findings, doc, read
+        return findings, doc, None, read
     config = doc.value
     if read is None:
         read = read_adapter(path, settings, config)
-    weights = Emitter(spath)
-    shape = mlx_lm.weights_rules(read.files, weights, config.get("fine_tune_type"))
-    findings += weights.findings
     lookup, base = read.base, read.base.base
     findings += [Finding(code, spath, message, json_path=(key,) if key else None) for code, message, key in lookup.problems]
-    inputs = Inputs(
-        config, shape, base.num_layers if base else None, base.describe() if base else None,
-        no_base_reason=lookup.reason, base_modules=read.base_modules,
+    detection, checked = lint_config(
+        config, read.files, spath,
+        base=base.config if base else None, total_layers=base.num_layers if base else None,
+        base_source=base.describe() if base else None, no_base_reason=lookup.reason, base_modules=read.base_modules,
     )
-    checked = mlx_lm.run_rules(inputs, spath)
     if doc.duplicates:
         # Which of two same-named members was meant is not a fix's call: leave them.
         duplicated = [obj + (key,) for obj, key in doc.duplicates]
         for finding in checked:
             if finding.fix and any(p[: len(d)] == d for p, _ in finding.fix.sets for d in duplicated):
                 finding.fix = None
-    findings += checked
-    return findings, doc, read
-    return findings, doc
+    return findings + checked, doc, detection.format.value, read
 
 
 def plan_fixes(findings: list[Finding], doc: jsondoc.Document, unsafe: bool) -> tuple[str, list[Finding]]:
@@ -162,7 +157,7 @@ def fix_until_stable(
         if not done or text == doc.text:
             break
         applied += done
-        findings, new_doc = lint(path, text.encode("utf-8"), settings, read)
+        findings, new_doc, _ = lint(path, text.encode("utf-8"), settings, read)
         findings = [f for f in findings if f.code in enabled]
         if new_doc is None:  # cannot happen: every edit is re-parsed before it is kept
             break
@@ -172,6 +167,8 @@ def fix_until_stable(
 
 def process(path: Path, settings: Settings) -> FileResult:
     """Lint one config, plan or apply its fixes, and return the result."""
+    if path.name in WEIGHTS_NAMES and not path.is_dir():
+        return _process_lone_weights(path, settings)
     result = FileResult(str(path))
     data = _read_config(path, result, settings)
     enabled = settings.enabled
@@ -179,7 +176,7 @@ def process(path: Path, settings: Settings) -> FileResult:
     result.findings = [f for f in result.findings if f.code in enabled]
     if data is None:
         return result
-    findings, doc, read = _lint(path, data, settings, None)
+    findings, doc, result.format, read = _lint(path, data, settings, None)
     findings = [f for f in findings if f.code in enabled]
     if linked_outside:
         # Never written through, so not fixable; and no diff, which would print a
@@ -233,6 +230,15 @@ def _mlx_base(read: AdapterRead | None):
     if lookup is not None and lookup.base is not None:
         return BaseModelSource(lookup.base.directory, lookup.base.origin)
     return NoBase(lookup.reason if lookup is not None and lookup.reason else "no base model was found")
+
+
+def _process_lone_weights(path: Path, settings: Settings) -> FileResult:
+    """A weights file discovery found with no adapter_config.json beside it."""
+    result = FileResult(str(path))
+    detection, findings = lint_lone_weights(read_adapter_files(path.parent), str(path), path.name)
+    result.format = detection.format.value
+    result.findings = [f for f in findings if f.code in settings.enabled]
+    return result
 
 
 def _line(doc: jsondoc.Document, finding: Finding) -> int:
