@@ -74,10 +74,10 @@ class BaseLookup:
 
 
 def usable_base_config(config_path: Path) -> tuple[dict[str, Any] | None, str]:
-    """A base ``config.json`` parsed, when it is a model config with a layer count; else None and why."""
+    """A base ``config.json`` parsed, when it is a model config (a model_type or a layer count); else None and why."""
     config, why = read_base_config(config_path)
-    if config is not None and base_layer_count(config) is None:
-        return None, "it has no layer count (num_hidden_layers), so it is no model config adapter-guard can use"
+    if config is not None and base_layer_count(config) is None and not isinstance(config.get("model_type"), str):
+        return None, "it has neither a model_type nor a layer count (num_hidden_layers): it is no model config"
     return config, why
 
 

@@ -360,8 +360,8 @@ RULES: dict[str, Rule] = _rules(
         "AG310", "base-config-unusable", WARNING,
         "the base model config named by --base-model or base-model cannot be used",
         "`--base-model` or `base-model` in `[tool.adapter-guard]` points at a "
-        "`config.json` that is unreadable, not a JSON object, or has no "
-        "`num_hidden_layers`. An explicit base is never replaced by a guess, so "
+        "`config.json` that is unreadable, not a JSON object, or neither a "
+        "`model_type` nor `num_hidden_layers`. An explicit base is never replaced by a guess, so "
         "the findings that need a base model go without one.",
     ),
     Rule(

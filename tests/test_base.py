@@ -297,3 +297,23 @@ def test_layers_that_are_no_suffix_name_the_base(repo, capsys):
     code, findings = lint(["--fix", str(adapter), "--base-model", str(base)], capsys)
     assert code == 1 and num_layers(adapter) == "absent"
     assert f"(base config: {base / 'config.json'}, --base-model)" in only(findings, "AG303")["message"]
+
+
+def test_a_model_config_without_a_layer_count_is_still_a_base(repo, capsys):
+    # GPT-2's config spells its layer count n_layer: the base is usable (PEFT's checks
+    # read it), num_layers just stays unprovable from it.
+    adapter = write_adapter(repo / "adapter", layers=(0, 1), num_layers=-1)
+    base = repo / "gpt2"
+    base.mkdir()
+    (base / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_layer": 2}))
+    code, findings = lint([str(adapter), "--base-model", str(base)], capsys)
+    assert (code, findings) == (0, [])
+
+
+def test_a_config_json_that_is_no_model_config_is_unusable(repo, capsys):
+    adapter = write_adapter(repo / "adapter", layers=(0, 1), num_layers=-1)
+    base = repo / "not-a-model"
+    base.mkdir()
+    (base / "config.json").write_text(json.dumps({"name": "tokenizer settings"}))
+    code, findings = lint([str(adapter), "--base-model", str(base)], capsys)
+    assert code == 1 and "neither a model_type nor a layer count" in only(findings, "AG310")["message"]
