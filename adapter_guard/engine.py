@@ -12,11 +12,12 @@ from pathlib import Path
 
 from . import jsondoc
 from .atomic import atomic_write
+from .base import BaseLookup, find_base, layer_modules
 from .discover import discover
 from .findings import FileResult, Finding
 from .formats import lint_config, lint_lone_weights
-from .formats.shared import base_layer_count, parse_config
-from .readers import WEIGHTS_NAMES, AdapterFiles, read_adapter_files, read_base_config, read_config_bytes
+from .formats.shared import parse_config
+from .readers import WEIGHTS_NAMES, AdapterFiles, read_adapter_files, read_config_bytes
 from .registry import ERROR, INFO, SAFE, UNSAFE, WARNING, Applicability
 from .settings import Settings
 
@@ -60,20 +61,22 @@ class AdapterRead:
     """What one adapter directory holds besides the config, read once per config."""
 
     files: AdapterFiles
-    #: The base model's config.json (the first that gives a layer count), when one is known.
-    base: dict | None = None
-    total_layers: int | None = None
-    base_source: str | None = None
+    #: The base model's config.json and where it came from, or why there is none.
+    base: BaseLookup
+    #: Per layer prefix, the modules mlx-lm's default key set wraps (the base weights' headers).
+    base_modules: dict[str, frozenset[str]] | None = None
 
 
-def read_adapter(path: Path, settings: Settings) -> AdapterRead:
+def read_adapter(path: Path, settings: Settings, config: dict) -> AdapterRead:
+    """The adapter directory's files and its base model, found as ``adapter_guard.base`` says.
+    Fixes never edit the fields the lookup reads, so one read serves every fix pass."""
     adapter_dir = path.parent
-    for base_dir in ([settings.base_model] if settings.base_model else []) + [adapter_dir]:
-        base = read_base_config(base_dir)
-        total = base_layer_count(base.config) if base is not None else None
-        if total is not None:
-            return AdapterRead(read_adapter_files(adapter_dir), base.config, total, base.source)
-    return AdapterRead(read_adapter_files(adapter_dir))
+    lookup = find_base(
+        config, adapter_dir, root=settings.root, base_model=settings.base_model,
+        base_model_origin=settings.base_model_origin, fetch=settings.fetch_base_config,
+    )
+    modules = layer_modules(lookup.base.directory) if lookup.base is not None else None
+    return AdapterRead(read_adapter_files(adapter_dir), lookup, modules)
 
 
 def lint(
@@ -83,16 +86,34 @@ def lint(
 
     ``read`` is what ``read_adapter`` found; given, the directory is not read again.
     """
+    findings, doc, format_name, _ = _lint(path, data, settings, read)
+    return findings, doc, format_name
+
+
+def _lint(
+    path: Path, data: bytes, settings: Settings, read: AdapterRead | None
+) -> tuple[list[Finding], jsondoc.Document | None, str | None, AdapterRead | None]:
     spath = str(path)
     findings, doc = parse_config(data, spath)
     if doc is None or not isinstance(doc.value, dict):
-        return findings, doc, None
+        return findings, doc, None, read
+    config = doc.value
     if read is None:
-        read = read_adapter(path, settings)
-    detection, found = lint_config(
-        doc.value, read.files, spath, base=read.base, total_layers=read.total_layers, base_source=read.base_source
+        read = read_adapter(path, settings, config)
+    lookup, base = read.base, read.base.base
+    findings += [Finding(code, spath, message, json_path=(key,) if key else None) for code, message, key in lookup.problems]
+    detection, checked = lint_config(
+        config, read.files, spath,
+        base=base.config if base else None, total_layers=base.num_layers if base else None,
+        base_source=base.describe() if base else None, no_base_reason=lookup.reason, base_modules=read.base_modules,
     )
-    return findings + found, doc, detection.format.value
+    if doc.duplicates:
+        # Which of two same-named members was meant is not a fix's call: leave them.
+        duplicated = [obj + (key,) for obj, key in doc.duplicates]
+        for finding in checked:
+            if finding.fix and any(p[: len(d)] == d for p, _ in finding.fix.sets for d in duplicated):
+                finding.fix = None
+    return findings + checked, doc, detection.format.value, read
 
 
 def plan_fixes(findings: list[Finding], doc: jsondoc.Document, unsafe: bool) -> tuple[str, list[Finding]]:
@@ -155,8 +176,7 @@ def process(path: Path, settings: Settings) -> FileResult:
     result.findings = [f for f in result.findings if f.code in enabled]
     if data is None:
         return result
-    read = read_adapter(path, settings)
-    findings, doc, result.format = lint(path, data, settings, read)
+    findings, doc, result.format, read = _lint(path, data, settings, None)
     findings = [f for f in findings if f.code in enabled]
     if linked_outside:
         # Never written through, so not fixable; and no diff, which would print a
@@ -181,14 +201,14 @@ def process(path: Path, settings: Settings) -> FileResult:
     if settings.smoke and doc is not None and isinstance(doc.value, dict):
         from .mlx.smoke import run_smoke
 
-        smoke = run_smoke(path, doc.value, base_model=settings.base_model, require=settings.require_smoke)
+        smoke = run_smoke(path, doc.value, require=settings.require_smoke, base=_mlx_base(read))
         result.findings += [f for f in smoke.findings if f.code in enabled]
         result.notes += smoke.notes
         result.checks.add("smoke")
     if settings.gpt_oss and doc is not None and isinstance(doc.value, dict):
         from .mlx.gpt_oss import gpt_oss_findings
 
-        found, lines = gpt_oss_findings(path, doc.value, base_model=settings.base_model)
+        found, lines = gpt_oss_findings(path, doc.value, base=_mlx_base(read))
         result.findings += [f for f in found if f.code in enabled]
         result.notes += lines
         if found or lines:  # ([], []) means the adapter's base is not gpt-oss
@@ -199,6 +219,17 @@ def process(path: Path, settings: Settings) -> FileResult:
             if finding.line is None:
                 finding.line = _line(doc, finding)
     return result
+
+
+def _mlx_base(read: AdapterRead | None):
+    """The lint's base lookup, as the MLX checks take it: the same base for both, found
+    only where ``adapter_guard.base`` looks (never a directory outside the repository)."""
+    from .mlx.reload import BaseModelSource, NoBase
+
+    lookup = read.base if read is not None else None
+    if lookup is not None and lookup.base is not None:
+        return BaseModelSource(lookup.base.directory, lookup.base.origin)
+    return NoBase(lookup.reason if lookup is not None and lookup.reason else "no base model was found")
 
 
 def _process_lone_weights(path: Path, settings: Settings) -> FileResult:

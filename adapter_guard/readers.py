@@ -106,21 +106,15 @@ def read_adapter_files(adapter_dir: Path, weights_names: tuple[str, ...] = SAFET
     return AdapterFiles(entries, weights)
 
 
-@dataclass(frozen=True)
-class BaseConfig:
-    """A base model's config.json, parsed, and where it came from."""
-
-    config: dict[str, Any]
-    source: str
-
-
-def read_base_config(base_dir: Path) -> BaseConfig | None:
-    """The base model's ``config.json`` in ``base_dir``, if there is a readable JSON object there."""
-    config_path = base_dir / "config.json"
+def read_base_config(config_path: Path) -> tuple[dict[str, Any] | None, str]:
+    """A base model's ``config.json`` as a JSON object, or None and why it cannot be used.
+    Which base to read is ``adapter_guard.base``'s business."""
     try:
         doc = jsondoc.load(read_config_bytes(config_path))
-    except (OSError, jsondoc.JsonDocError):
-        return None
+    except OSError as exc:
+        return None, f"cannot read it: {exc.strerror or exc}"
+    except jsondoc.JsonDocError as exc:
+        return None, f"it is not valid JSON: {exc}"
     if not isinstance(doc.value, dict):
-        return None
-    return BaseConfig(doc.value, str(config_path))
+        return None, "its top level is not a JSON object"
+    return doc.value, ""

@@ -287,10 +287,16 @@ RULES: dict[str, Rule] = _rules(
     Rule(
         "AG203", "rank-mismatch", ERROR,
         "lora_parameters.rank differs from the rank in the tensors",
-        "Stock mlx-lm would build modules of the configured rank and then "
-        "refuse the tensors. `--unsafe-fixes` replaces the value with the "
-        "inferred rank.",
-        fix=ALWAYS_UNSAFE,
+        "Stock mlx-lm builds modules of the configured rank and then refuses "
+        "the tensors (since its strict load, #1727, such a file never loads), "
+        "so the tensors prove the only loadable value. When every module has "
+        "one rank and it is below each module's larger width, `--fix` writes "
+        "it, in `lora_parameters` and in a top-level `rank` mirror alike. A "
+        "rank that reaches both widths of a module is more than full rank, "
+        "which is what a transposed layout reads as: then only "
+        "`--unsafe-fixes` writes it. Modules that disagree among themselves "
+        "are AG105/AG106, with no fix.",
+        fix=fixability(Availability.ALWAYS, SAFE, UNSAFE),
     ),
     Rule(
         "AG204", "missing-scale", ERROR,
@@ -318,8 +324,11 @@ RULES: dict[str, Rule] = _rules(
         "`load_adapters` dereferences `config.num_layers` (AttributeError "
         "without it). The fix writes -1 when the LoRA layers start at layer 0 "
         "or the keys are full module paths, or the suffix length when the base "
-        "model's `num_hidden_layers` is known (a `config.json` beside the "
-        "adapter, or `--base-model`). Otherwise it cannot be proven.",
+        "model's `num_hidden_layers` is known: from `--base-model`, `base-model` "
+        "in pyproject.toml, a `config.json` beside the adapter, or the adapter "
+        "config's `model` / `base_model_name_or_path` as a directory inside the "
+        "repository or a snapshot in the local Hugging Face cache "
+        "(`--fetch-base-config` fetches it). Otherwise it cannot be proven.",
         fix=SOMETIMES_SAFE,
     ),
     Rule(
@@ -347,16 +356,38 @@ RULES: dict[str, Rule] = _rules(
         "`dora` adapters carry an `m` magnitude vector per module and `lora` "
         "adapters do not.",
     ),
+    Rule(
+        "AG310", "base-config-unusable", WARNING,
+        "the base model config named by --base-model or base-model cannot be used",
+        "`--base-model` or `base-model` in `[tool.adapter-guard]` points at a "
+        "`config.json` that is unreadable, not a JSON object, or neither a "
+        "`model_type` nor `num_hidden_layers`. An explicit base is never replaced by a guess, so "
+        "the findings that need a base model go without one.",
+    ),
+    Rule(
+        "AG311", "base-config-fetch-failed", WARNING,
+        "--fetch-base-config could not fetch the base model's config.json",
+        "With `--fetch-base-config` (or `fetch-base-config = true`), a base "
+        "model named by a Hub id that is not in the local Hugging Face cache has "
+        "its `config.json`, and nothing else, fetched from the Hub (`HF_ENDPOINT`, "
+        "`HF_TOKEN` and `HF_HUB_OFFLINE` are honoured). The message says why the "
+        "fetch failed: offline mode, no network, a gated or missing repository, "
+        "or huggingface_hub not installed (the `hub` extra).",
+    ),
     # -- AG4xx: topology, mirrors ------------------------------------------------
     Rule(
         "AG401", "missing-keys", ERROR,
         "the default module set cannot reach the adapter's modules",
         "Without `lora_parameters.keys`, mlx-lm wraps only the linear and "
         "embedding modules inside the transformer layers. Modules outside them "
-        "(e.g. `model.embed_tokens`, `lm_head`) need explicit keys. The safe "
-        "fix writes keys inferred from the tensors: layer-relative names plus "
-        "full paths for modules outside the layers. With `unsloth_mlx_lora_module_paths` "
-        "(explicit topology) no keys are written: add them by hand.",
+        "(e.g. `model.embed_tokens`, `lm_head`) need explicit keys. And when "
+        "the base model's weights (their safetensors headers, never the data) "
+        "show Linear modules in the layers that have no adapter tensors, the "
+        "default set would wrap those too, with nothing to load into them. "
+        "The safe fix writes keys inferred from the tensors: layer-relative "
+        "names plus full paths for modules outside the layers. With "
+        "`unsloth_mlx_lora_module_paths` (explicit topology) no keys are "
+        "written: add them by hand.",
         fix=SOMETIMES_SAFE,
     ),
     Rule(
@@ -370,7 +401,10 @@ RULES: dict[str, Rule] = _rules(
         "a top-level rank/scale/dropout mirror disagrees with lora_parameters",
         "Some consumers (mlx-vlm) read the top-level mirrors, mlx-lm reads "
         "`lora_parameters`. When they disagree the adapter behaves differently "
-        "depending on who loads it.",
+        "depending on who loads it. A rank mirror is fixed when the tensors "
+        "prove `lora_parameters.rank`; every fix that writes a field of "
+        "`lora_parameters` writes its mirror in the same edit.",
+        fix=SOMETIMES_SAFE,
     ),
     # -- AG5xx: smoke test -------------------------------------------------------
     Rule(
@@ -435,6 +469,15 @@ RULES: dict[str, Rule] = _rules(
         "with no tensors keeps its initial values (`lora_b` = 0) and silently "
         "adds nothing: the file is missing a module, or the config names too many.",
     ),
+    Rule(
+        "AG511", "base-runs-code", WARNING,
+        "smoke skipped: the base model asks to run code it ships",
+        "The base's `config.json` names code to import (`model_file`, which "
+        "mlx-lm's `load_model` runs when trusted, or transformers' `auto_map`). "
+        "adapter-guard never runs code that came with the checked repository, "
+        "so the base is not loaded and the reload is not tested. Point "
+        "`--base-model` at a base you trust that needs no custom code.",
+    ),
     # -- AG6xx: gpt-oss --------------------------------------------------------
     Rule(
         "AG601", "gpt-oss-cache-drift", ERROR,
@@ -457,6 +500,12 @@ RULES: dict[str, Rule] = _rules(
         "The regression could not run: the adapter does not apply to its "
         "gpt-oss base, the base has no weights and is too large to build with "
         "random weights (over 100M parameters), or mlx/mlx-lm is not installed.",
+    ),
+    Rule(
+        "AG604", "gpt-oss-base-runs-code", WARNING,
+        "gpt-oss regression skipped: the base model asks to run code it ships",
+        "As AG511, for `--gpt-oss`: a base whose `config.json` has `model_file` "
+        "or `auto_map` is never loaded, so the regression did not run.",
     ),
     # -- AG7xx: PEFT LoRA ------------------------------------------------------
     Rule(

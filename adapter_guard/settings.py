@@ -13,7 +13,9 @@ from typing import Any
 
 from .registry import enabled_codes, unknown_selectors
 
-CONFIG_KEYS = {"select", "ignore", "exclude", "extend-exclude", "unsafe-fixes", "base-model", "fail-on"}
+CONFIG_KEYS = {
+    "select", "ignore", "exclude", "extend-exclude", "unsafe-fixes", "base-model", "fetch-base-config", "fail-on",
+}
 FAIL_ON = ("error", "warning", "info", "never")
 
 
@@ -35,6 +37,10 @@ class Settings:
     exit_non_zero_on_fix: bool = False
     fail_on: str = "warning"
     base_model: Path | None = None
+    #: Where base_model was set, for messages: "--base-model" or "base-model in <pyproject>".
+    base_model_origin: str = "--base-model"
+    #: Fetch a base's config.json from the Hugging Face Hub when no local copy is found.
+    fetch_base_config: bool = False
     smoke: bool = False
     require_smoke: bool = False
     gpt_oss: bool = False
@@ -90,8 +96,9 @@ def load_pyproject(path: Path) -> dict[str, Any]:
         value = table.get(key)
         if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
             raise SettingsError(f"{path}: [tool.adapter-guard] {key} must be a list of strings")
-    if "unsafe-fixes" in table and not isinstance(table["unsafe-fixes"], bool):
-        raise SettingsError(f"{path}: [tool.adapter-guard] unsafe-fixes must be true or false")
+    for key in ("unsafe-fixes", "fetch-base-config"):
+        if key in table and not isinstance(table[key], bool):
+            raise SettingsError(f"{path}: [tool.adapter-guard] {key} must be true or false")
     if "base-model" in table and not isinstance(table["base-model"], str):
         raise SettingsError(f"{path}: [tool.adapter-guard] base-model must be a string")
     if table.get("fail-on", "warning") not in FAIL_ON:
@@ -113,8 +120,10 @@ def resolve(cli: dict[str, Any], cwd: Path | None = None) -> Settings:
         settings.exclude = list(table.get("exclude", [])) + list(table.get("extend-exclude", []))
         settings.unsafe_fixes = table.get("unsafe-fixes", False)
         settings.fail_on = table.get("fail-on", "warning")
+        settings.fetch_base_config = table.get("fetch-base-config", False)
         if "base-model" in table:
             settings.base_model = (base / os.path.expanduser(table["base-model"])).resolve()
+            settings.base_model_origin = f"base-model in {pyproject}"
     for key, value in cli.items():
         if value is None:
             continue
@@ -123,8 +132,13 @@ def resolve(cli: dict[str, Any], cwd: Path | None = None) -> Settings:
         elif key in ("select", "ignore"):
             if value:
                 setattr(settings, key, list(value))
+        elif key == "base_model":
+            settings.base_model, settings.base_model_origin = value, "--base-model"
         else:
             setattr(settings, key, value)
+    if settings.base_model is not None and not (Path(settings.base_model).expanduser() / "config.json").is_file():
+        # Given but not there is a mistake to stop at, not a base to quietly go without.
+        raise SettingsError(f"{settings.base_model_origin}: `{settings.base_model}` has no config.json")
     bad = unknown_selectors([*(settings.select or []), *settings.ignore])
     if bad:
         raise SettingsError(f"unknown rule selector(s): {', '.join(bad)} (see `adapter-guard --list-rules`)")

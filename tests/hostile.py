@@ -202,7 +202,9 @@ def _replaceable(path: tuple, old: Any, unsafe: bool) -> bool:
     """The only values a fix may replace (every other fix inserts a missing key)."""
     if path in (("lora_parameters",), ("lora_parameters", "keys")):
         return old is None  # a null lora_parameters (AG201) or keys (AG401) is filled in
-    return path == ("lora_parameters", "rank") and unsafe  # AG203 under --unsafe-fixes
+    # AG203: a rank the tensors contradict (safe when every module proves one plausible
+    # rank, else only under --unsafe-fixes); the top-level rank mirror follows it.
+    return path in (("lora_parameters", "rank"), ("rank",))
 
 
 def preservation_problems(before: bytes, after: bytes, *, unsafe: bool) -> list[str]:

@@ -45,6 +45,7 @@ def _variants(config: dict) -> dict[str, dict]:
         edit("null-lora_parameters", lambda c: c.update(lora_parameters=None))
         rank = config["lora_parameters"].get("rank", 4)
         edit("wrong-rank", lambda c: c["lora_parameters"].update(rank=rank + 1))
+        edit("stale-rank-mirror", lambda c: c.update(rank=rank + 1))
         edit("mirrors-no-scale", lambda c: (c.update(scale=2.0, dropout=0.05, rank=rank), c["lora_parameters"].pop("scale", None)))
         edit("alpha-no-scale", lambda c: (c.update(lora_alpha=16), c["lora_parameters"].pop("scale", None)))
         edit("alpha-no-lora_parameters", lambda c: (c.update(lora_alpha=16), c.pop("lora_parameters")))
@@ -73,7 +74,21 @@ def _corpus(root: Path) -> list[Path]:
     dirs.append(builders.embedding_adapter(built / "embedding").adapter_dir)
     dirs.append(builders.legacy_switch_adapter(built / "legacy-switch"))
     dirs.append(builders.vlm_prefixed_adapter(built / "vlm-prefixed"))
+    dirs.append(_full_width_rank_adapter(built / "full-width-rank"))
     return dirs
+
+
+def _full_width_rank_adapter(adapter_dir: Path) -> Path:
+    """Rank 16 on 16-wide modules: a rank a transposed layout would also show, so
+    replacing a config rank that disagrees with it is only an unsafe fix."""
+    import numpy as np
+
+    tensors = {}
+    for i in range(2):
+        tensors[f"model.layers.{i}.self_attn.q_proj.lora_a"] = np.zeros((16, 16), np.float32)
+        tensors[f"model.layers.{i}.self_attn.q_proj.lora_b"] = np.zeros((16, 16), np.float32)
+    config = {"fine_tune_type": "lora", "num_layers": -1, "lora_parameters": {"rank": 16, "scale": 2.0, "dropout": 0.0}}
+    return builders._write_numpy_adapter(adapter_dir, tensors, config)
 
 
 def _lint_dir(target: Path, root: Path) -> list[tuple[str, object]]:

@@ -87,15 +87,18 @@ def test_a_stripped_config_really_breaks_stock_mlx_lm(tmp_path):
         builders.fresh_reload_logits(built.base_config, built.adapter_dir, builders.probe_tokens(built.base_config))
 
 
-def test_a_wrong_rank_reloads_only_after_the_unsafe_fix(tmp_path):
+def test_a_wrong_rank_the_tensors_settle_reloads_after_one_fix(tmp_path):
     built = builders.llama_attention_adapter(tmp_path / "adapter")
     config = load(built.adapter_dir)
     config["lora_parameters"]["rank"] = 16
     (built.adapter_dir / "adapter_config.json").write_text(json.dumps(config, indent=4))
+    tokens = builders.probe_tokens(built.base_config)
+    with pytest.raises(ValueError):  # as written, stock mlx-lm refuses the tensors
+        builders.fresh_reload_logits(built.base_config, built.adapter_dir, tokens)
 
-    assert main(["--fix", str(built.adapter_dir)]) == 1  # unsafe: not applied by --fix
-    assert load(built.adapter_dir)["lora_parameters"]["rank"] == 16
-    assert main(["--fix", "--unsafe-fixes", str(built.adapter_dir)]) == 0
+    # Every module has rank 4, below its widths: the only value that can load.
+    assert main(["--fix", str(built.adapter_dir)]) == 0
+    assert load(built.adapter_dir)["lora_parameters"]["rank"] == 4
     assert_reload_matches_live(built)
 
 

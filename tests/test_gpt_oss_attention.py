@@ -9,7 +9,7 @@ mx = pytest.importorskip("mlx.core")
 from mlx_lm.models.base import create_causal_mask  # noqa: E402
 from mlx_lm.models.cache import KVCache  # noqa: E402
 
-from adapter_guard.mlx.gpt_oss_attention import align_kv_to_mask, attention_mask, eager_attention  # noqa: E402
+from gpt_oss_attention import align_kv_to_mask, attention_mask, eager_attention  # noqa: E402
 
 HEADS, KV_HEADS, HEAD_DIM, WINDOW = 4, 2, 8, 4
 SCALE = HEAD_DIM**-0.5

@@ -10,6 +10,9 @@ mx = pytest.importorskip("mlx.core")
 
 from builders import make_live_adapter, save_mlx_lm_style, tiny_gpt_oss_config, tiny_llama_config, write_base_dir  # noqa: E402
 
+from gpt_oss_hooks import Hooked  # noqa: E402
+
+from adapter_guard.mlx import gpt_oss, reload  # noqa: E402
 from adapter_guard.mlx.gpt_oss import BUILTIN_PATH, TINY_GPT_OSS, build_tiny_gpt_oss, gpt_oss_findings  # noqa: E402
 
 #: gpt-oss-20b's shapes: far too big to build with random weights here.
@@ -59,17 +62,11 @@ def test_builtin_report_has_a_line_per_scenario_with_steps_and_max_diff():
     assert all(" steps, max |logit diff| " in line and line.endswith(" ok") for line in lines[1:6])
 
 
-def test_builtin_report_says_whether_the_transformers_eager_path_ran():
-    from adapter_guard.mlx.gpt_oss_transformers import transformers_available
-
-    _, lines = gpt_oss_findings(None, None, base_model=None)
-    ran = [line for line in lines if line.startswith("gpt-oss transformers-eager/")]
-    not_run = "gpt-oss transformers eager path: not run (torch or transformers not installed)" in lines
-    assert (len(ran), not_run) == ((5, False) if transformers_available() else (0, True))
-
-
-def test_builtin_findings_are_filed_under_the_builtin_path():
-    findings, _ = gpt_oss_findings(None, None, base_model=None, eval_mode=True, mask_fn=lambda h, c, w: None)
+def test_builtin_findings_are_filed_under_the_builtin_path(monkeypatch):
+    build = gpt_oss.build_tiny_gpt_oss
+    no_mask = Hooked(build(), mask_fn=lambda h, c, w: None)  # every layer attends to every key
+    monkeypatch.setattr(gpt_oss, "build_tiny_gpt_oss", lambda *a, **k: no_mask)
+    findings, _ = gpt_oss_findings(None, None, base_model=None)
     assert findings and {f.path for f in findings} == {BUILTIN_PATH}
 
 
@@ -165,10 +162,18 @@ def test_adapters_safetensors_beside_a_copied_base_config_are_not_base_weights(t
     assert codes(findings) == ["AG603"] and "has no weights" in findings[0].message
 
 
-def test_adapter_with_dropout_left_in_training_mode_is_reported(tmp_path):
+def findings_left_in_training_mode(monkeypatch, config_path, base):
+    """The upstream bug: stock load_adapters leaves the model in training mode, dropout on."""
+    from mlx_lm.tuner.utils import load_adapters
+
+    monkeypatch.setattr(reload, "reload_adapter", lambda model, adapter_dir: load_adapters(model, str(adapter_dir)))
+    return gpt_oss_findings(config_path, read(config_path), base_model=base)
+
+
+def test_adapter_with_dropout_left_in_training_mode_is_reported(tmp_path, monkeypatch):
     config_path = save_adapter(tmp_path / "adapter", dropout=0.5)
     base = write_base_dir(TINY_GPT_OSS, tmp_path / "base")
-    findings, _ = gpt_oss_findings(config_path, read(config_path), base_model=base, eval_mode=False)
+    findings, _ = findings_left_in_training_mode(monkeypatch, config_path, base)
     assert codes(findings) and set(codes(findings)) == {"AG601"}
 
 
@@ -178,10 +183,10 @@ def test_same_dropout_adapter_in_eval_mode_passes(tmp_path):
     assert gpt_oss_findings(config_path, read(config_path), base_model=base)[0] == []
 
 
-def test_findings_point_at_the_adapter_config(tmp_path):
+def test_findings_point_at_the_adapter_config(tmp_path, monkeypatch):
     config_path = save_adapter(tmp_path / "adapter", dropout=0.5)
     base = write_base_dir(TINY_GPT_OSS, tmp_path / "base")
-    findings, _ = gpt_oss_findings(config_path, read(config_path), base_model=base, eval_mode=False)
+    findings, _ = findings_left_in_training_mode(monkeypatch, config_path, base)
     assert {f.path for f in findings} == {str(config_path)}
 
 

@@ -11,17 +11,18 @@ mx = pytest.importorskip("mlx.core")
 from mlx_lm.models.base import create_attention_mask, create_causal_mask  # noqa: E402
 from mlx_lm.models.cache import KVCache, RotatingKVCache  # noqa: E402
 
+from gpt_oss_attention import eager_attention  # noqa: E402
+from gpt_oss_hooks import Hooked, forward  # noqa: E402
+
+from adapter_guard.mlx import gpt_oss  # noqa: E402
 from adapter_guard.mlx.gpt_oss import (  # noqa: E402
     TINY_GPT_OSS,
     TOLERANCES,
     build_tiny_gpt_oss,
-    forward,
-    gpt_oss_findings,
     run_regression,
     run_scenario,
     scenarios,
 )
-from adapter_guard.mlx.gpt_oss_attention import eager_attention  # noqa: E402
 
 W = TINY_GPT_OSS["sliding_window"]
 
@@ -29,6 +30,13 @@ W = TINY_GPT_OSS["sliding_window"]
 @pytest.fixture(scope="module")
 def tiny():
     return build_tiny_gpt_oss()
+
+
+def builtin_findings(monkeypatch, **hooks):
+    """``--gpt-oss``'s built-in run, with a bug planted in its model (see gpt_oss_hooks)."""
+    build = gpt_oss.build_tiny_gpt_oss
+    monkeypatch.setattr(gpt_oss, "build_tiny_gpt_oss", lambda *a, **k: Hooked(build(*a, **k), **hooks))
+    return gpt_oss.gpt_oss_findings(None, None, base_model=None)[0]
 
 
 def error_codes(findings):
@@ -124,30 +132,30 @@ def caches_with_preallocated_full_layers(model):
     ]
 
 
-def test_off_by_one_sliding_window_mask_is_reported_as_drift():
-    findings, _ = gpt_oss_findings(None, None, base_model=None, mask_fn=sliding_window_off_by_one)
+def test_off_by_one_sliding_window_mask_is_reported_as_drift(monkeypatch):
+    findings = builtin_findings(monkeypatch, mask_fn=sliding_window_off_by_one)
     assert error_codes(findings) == ["AG601"]
 
 
-def test_sliding_cache_keeping_one_position_too_many_is_reported_as_drift():
-    findings, _ = gpt_oss_findings(None, None, base_model=None, cache_factory=caches_keeping_one_too_many)
+def test_sliding_cache_keeping_one_position_too_many_is_reported_as_drift(monkeypatch):
+    findings = builtin_findings(monkeypatch, cache_factory=caches_keeping_one_too_many)
     assert error_codes(findings) == ["AG601"]
 
 
 def test_drift_only_appears_once_the_window_is_crossed(tiny):
-    result = run_scenario(tiny, scenarios(W)[0], cache_factory=caches_keeping_one_too_many)
+    result = run_scenario(Hooked(tiny, cache_factory=caches_keeping_one_too_many), scenarios(W)[0])
     # prefill 1: step s attends s keys, so the stale extra position first exists at step W + 1
     assert result.first_drift_step == W + 1
 
 
-def test_surplus_cache_positions_raise_AG602_naming_scenario_and_shapes():
-    findings, _ = gpt_oss_findings(None, None, base_model=None, cache_factory=caches_with_preallocated_full_layers)
+def test_surplus_cache_positions_raise_AG602_naming_scenario_and_shapes(monkeypatch):
+    findings = builtin_findings(monkeypatch, cache_factory=caches_with_preallocated_full_layers)
     raised = [f.message for f in findings if f.code == "AG602"]
     assert raised and all("scenario " in m and "Shapes" in m and "PreallocatedKVCache offset" in m for m in raised)
 
 
 def test_a_scenario_that_raises_stops_and_records_the_step(tiny):
-    result = run_scenario(tiny, scenarios(W)[1], cache_factory=caches_with_preallocated_full_layers)
+    result = run_scenario(Hooked(tiny, cache_factory=caches_with_preallocated_full_layers), scenarios(W)[1])
     assert (result.passed, result.steps, result.error.startswith("at step 1 (input (1, 15)")) == (False, 0, True)
 
 
@@ -171,16 +179,17 @@ def test_reference_eager_attention_in_the_model_matches_stock_logits(tiny):
 
 
 def test_reference_eager_attention_passes_the_regression_with_stock_caches(tiny):
-    assert all(r.passed for r in run_regression(tiny, attention=eager_attention))
+    assert all(r.passed for r in run_regression(Hooked(tiny, attention=eager_attention)))
 
 
 def test_eager_path_with_surplus_cache_positions_crashes_like_upstream(tiny):
-    results = run_regression(tiny, attention=eager_without_alignment, cache_factory=caches_with_preallocated_full_layers)
+    hooked = Hooked(tiny, attention=eager_without_alignment, cache_factory=caches_with_preallocated_full_layers)
+    results = run_regression(hooked)
     assert all(r.error and "cannot be broadcast" in r.error for r in results)
 
 
 def test_eager_path_with_surplus_cache_positions_and_alignment_passes(tiny):
-    results = run_regression(tiny, attention=eager_attention, cache_factory=caches_with_preallocated_full_layers)
+    results = run_regression(Hooked(tiny, attention=eager_attention, cache_factory=caches_with_preallocated_full_layers))
     assert [r.passed for r in results] == [True] * len(results)
 
 

@@ -13,7 +13,6 @@ from mlx_lm.tuner.lora import LoRALinear
 from mlx_lm.tuner.utils import load_adapters
 
 from adapter_guard.mlx import reload
-from adapter_guard.mlx.live import read_dropout
 from adapter_guard.mlx.save import save_adapters
 from adapter_guard.mlx.smoke import run_smoke, smoke_findings
 
@@ -226,57 +225,15 @@ def test_a_reload_left_in_training_mode_is_reported(tmp_path, monkeypatch):
     assert "dropout or another training-mode behaviour is still active" in finding.message
 
 
-# -- older mlx-lm: from_base without scale= / dropout= --------------------------------------------------
-
-
-def _old_from_base(linear, r=8):
-    """LoRALinear.from_base as older mlx-lm spelt it: no scale, no dropout."""
-    output_dims, input_dims = linear.weight.shape
-    module = LoRALinear(input_dims, output_dims, r=r)
-    module.linear = linear
-    return module
+# -- a module that lost its scale ----------------------------------------------------------------------
 
 
 def _from_base_ignoring_scale(linear, r=8, **kwargs):
     """A from_base that accepts the keywords but drops them."""
-    return _old_from_base(linear, r)
-
-
-def test_stock_load_adapters_cannot_use_an_old_from_base(tmp_path, monkeypatch):
-    config_path = _saved(tmp_path)
-    monkeypatch.setattr(LoRALinear, "from_base", staticmethod(_old_from_base))
-
-    with pytest.raises(TypeError):
-        load_adapters(builders.make_base(LLAMA), str(config_path.parent))
-
-
-def test_reload_sets_scale_and_dropout_after_an_old_from_base(tmp_path, monkeypatch):
-    live = builders.make_live_adapter(LLAMA, num_layers=2, keys=builders.ATTENTION_KEYS, scale=3.0, dropout=0.1)
-    config_path = _saved(tmp_path, model=live)
-    monkeypatch.setattr(LoRALinear, "from_base", staticmethod(_old_from_base))
-
-    reloaded = reload.reload_adapter(builders.make_base(LLAMA), config_path.parent)
-    module = dict(reloaded.named_modules())["model.layers.3.self_attn.q_proj"]
-
-    assert (module.scale, read_dropout(module)) == (3.0, 0.1)
-    tokens = builders.probe_tokens(LLAMA)
-    assert builders.max_abs_diff(builders.reference_logits(live, tokens), reloaded(tokens)) < 1e-4
-
-
-def test_smoke_passes_with_an_old_from_base(tmp_path, monkeypatch):
-    config_path = _saved(tmp_path, dropout=0.1)
-    monkeypatch.setattr(LoRALinear, "from_base", staticmethod(_old_from_base))
-
-    assert _smoke(config_path).findings == []
-
-
-def test_the_old_from_base_is_restored_after_reload(tmp_path, monkeypatch):
-    config_path = _saved(tmp_path)
-    old = staticmethod(_old_from_base)
-    monkeypatch.setattr(LoRALinear, "from_base", old)
-    reload.reload_adapter(builders.make_base(LLAMA), config_path.parent)
-
-    assert LoRALinear.__dict__["from_base"] is old
+    output_dims, input_dims = linear.weight.shape
+    module = LoRALinear(input_dims, output_dims, r=r)
+    module.linear = linear
+    return module
 
 
 def test_a_module_that_lost_its_scale_is_reported(tmp_path, monkeypatch):
@@ -392,7 +349,7 @@ def test_an_unexpected_error_becomes_one_line(tmp_path, monkeypatch):
     def explode(*args, **kwargs):
         raise RuntimeError("first line\nsecond line")
 
-    monkeypatch.setattr("adapter_guard.mlx.smoke.resolve_base_model", explode)
+    monkeypatch.setattr("adapter_guard.mlx.reload.find_base", explode)
     result = _smoke(_saved(tmp_path))
 
     assert [(f.code, f.message) for f in result.findings] == [

@@ -67,9 +67,9 @@ def test_missing_rank_with_contradicted_modules_is_reported_without_a_fix():
     assert only(found, "AG202").fix is None
 
 
-def test_wrong_rank_is_an_error_with_an_unsafe_fix():
+def test_wrong_rank_is_an_error_with_a_safe_fix_when_every_module_proves_a_plausible_rank():
     finding = only(findings(complete_config(lora_parameters={"rank": 16, "scale": 20.0, "dropout": 0.0})), "AG203")
-    assert finding.fix.applicability == UNSAFE
+    assert finding.fix.applicability == SAFE
     assert finding.fix.sets == ((("lora_parameters", "rank"), 8),)
 
 

@@ -36,6 +36,8 @@ def lint_config(
     base: dict[str, Any] | None = None,
     total_layers: int | None = None,
     base_source: str | None = None,
+    no_base_reason: str = "",
+    base_modules: dict[str, frozenset[str]] | None = None,
 ) -> tuple[Detection, list[Finding]]:
     """The format of one adapter and every finding its format's rules make."""
     detection = detect(config, files)
@@ -60,7 +62,8 @@ def lint_config(
             if base is not None:
                 base_width_rules(mlx_widths(shape), base, emit)
         rules = mlx_lm_legacy.run_rules if fmt is AdapterFormat.MLX_LM_LEGACY else mlx_lm.run_rules
-        emit.findings += rules(Inputs(config, shape, total_layers, base_source), path)
+        inputs = Inputs(config, shape, total_layers, base_source, no_base_reason=no_base_reason, base_modules=base_modules)
+        emit.findings += rules(inputs, path)
     return detection, emit.findings
 
 

@@ -10,7 +10,7 @@ import math
 from typing import Any
 
 from ..findings import Finding, Fix
-from ..infer import AdapterShape, infer_adapter, infer_num_layers, layer_path
+from ..infer import AdapterShape, ModuleShapes, infer_adapter, infer_num_layers, layer_path
 from ..readers import MLX_WEIGHTS, AdapterFiles
 from ..registry import SAFE, UNSAFE
 from .shared import Emitter, Inputs, is_int, is_number, names, pickle_rules, weights_shapes
@@ -49,14 +49,14 @@ def run_rules(inputs: Inputs, path: str) -> list[Finding]:
     _value_rules(config, emit)
     lora = config.get("lora_parameters")
     if "lora_parameters" not in config or lora is None:
-        _missing_lora_parameters(config, shape, emit)
+        _missing_lora_parameters(config, shape, emit, inputs)
     elif isinstance(lora, dict):
         _rank_rules(config, lora, shape, emit)
         _scale_rules(config, lora, shape, emit)
         _dropout_rules(config, lora, emit)
-        _mirror_rules(config, lora, emit)
+        _mirror_rules(config, lora, shape, emit)
     _num_layers_rules(config, inputs, emit)
-    _topology_rules(config, shape, emit)
+    _topology_rules(config, shape, emit, inputs)
     return emit.findings
 
 
@@ -130,6 +130,43 @@ def _provable_rank(shape: AdapterShape | None) -> tuple[int | None, str]:
     return shape.rank, f"all {len(shape.ranks[shape.rank])} modules have rank {shape.rank}"
 
 
+def _widths(entry: ModuleShapes) -> tuple[int, ...]:
+    """A module's input and output widths, on the axes its layout puts them."""
+    a, b, layout = entry.lora_a, entry.lora_b, entry.rank.layout if entry.rank else "unknown"
+    if layout == "linear":
+        return a[0], b[1]
+    if layout == "switch":
+        return a[2], b[1]
+    if layout == "legacy-switch":
+        return a[1], b[1]
+    return ()
+
+
+def _plausible_rank(shape: AdapterShape, rank: int) -> tuple[bool, str]:
+    """Whether ``rank`` is below the larger width of every module.
+
+    A rank at or above both widths of a module is more than full rank: no trainer
+    needs it, and it is what a transposed layout reads as (PEFT's (r, in) taken for
+    (in, r) puts the input width on the rank axis). A rank above only the smaller
+    width is real: mlx-lm's default set gives gpt-oss's 4-wide router rank 8.
+    """
+    widths = [max(w) for entry in shape.modules.values() if (w := _widths(entry))]
+    if not widths:
+        return False, "no module's widths are known"
+    narrowest = min(widths)
+    if rank < narrowest:
+        return True, f"below every module's larger width (the narrowest is {narrowest})"
+    return False, f"a module is at most {narrowest} wide both ways, which a transposed layout would also show"
+
+
+def _with_mirror(config: dict, key: str, value: Any, sets: tuple) -> tuple:
+    """Add the top-level ``key`` mirror to a fix that writes ``lora_parameters.key``,
+    so the two never disagree after it (mlx-vlm reads the mirror, mlx-lm the object)."""
+    if key in config and config[key] != value:
+        return sets + (((key,), value),)
+    return sets
+
+
 def _valid_mirror(config: dict, key: str, valid) -> Any:
     value = config.get(key)
     return value if key in config and valid(value) else None
@@ -164,7 +201,7 @@ def _scale_source(config: dict, lora: dict, rank: int | None) -> tuple[Any, str 
     )
 
 
-def _missing_lora_parameters(config: dict, shape: AdapterShape | None, emit: Emitter) -> None:
+def _missing_lora_parameters(config: dict, shape: AdapterShape | None, emit: Emitter, inputs: Inputs) -> None:
     """lora_parameters is absent or null: one fix writes every field the files prove."""
     rank, rank_why = _provable_rank(shape)
     mirror_rank = _valid_mirror(config, "rank", lambda v: is_int(v) and v > 0)
@@ -189,11 +226,20 @@ def _missing_lora_parameters(config: dict, shape: AdapterShape | None, emit: Emi
     dropout = _valid_mirror(config, "dropout", lambda v: is_number(v) and 0 <= v < 1)
     values["dropout"] = 0.0 if dropout is None else dropout
     notes.append("dropout 0.0 (no effect at inference)" if dropout is None else "dropout from the top-level mirror")
-    if shape is not None and shape.outer_keys and config.get("unsloth_mlx_lora_module_paths") is None:
-        values["keys"] = shape.keys
-        notes.append("keys from the tensors (some modules sit outside the transformer layers)")
+    if shape is not None and config.get("unsloth_mlx_lora_module_paths") is None:
+        unwrapped = _default_wraps_without_tensors(shape, inputs)
+        if shape.outer_keys:
+            values["keys"] = shape.keys
+            notes.append("keys from the tensors (some modules sit outside the transformer layers)")
+        elif unwrapped:
+            values["keys"] = shape.keys
+            notes.append(f"keys from the tensors (mlx-lm's default set would also wrap {names(unwrapped, 3)}, "
+                         f"which have none; base: {inputs.base_source})")
     existing = config.get("lora_parameters", "absent")
-    fix = Fix(SAFE, ((("lora_parameters",), values),), "write lora_parameters: " + ", ".join(notes))
+    sets = ((("lora_parameters",), values),)
+    if "rank" in values and rank is not None:
+        sets = _with_mirror(config, "rank", rank, sets)
+    fix = Fix(SAFE, sets, "write lora_parameters: " + ", ".join(notes))
     state = "is null" if existing is None else "is missing"
     emit("AG201", f"lora_parameters {state}; mlx-lm needs it for {config.get('fine_tune_type', 'lora')} adapters", ("lora_parameters",) if existing is None else None, fix)
     if missing_scale is not None:  # after AG201, whose fix creates the object this one writes into
@@ -204,16 +250,21 @@ def _rank_rules(config: dict, lora: dict, shape: AdapterShape | None, emit: Emit
     rank, why = _provable_rank(shape)
     if "rank" not in lora:
         if rank is not None:
-            fix = Fix(SAFE, ((("lora_parameters", "rank"), rank),), f"set rank to {rank}")
+            sets = _with_mirror(config, "rank", rank, ((("lora_parameters", "rank"), rank),))
+            fix = Fix(SAFE, sets, f"set rank to {rank}")
             emit("AG202", f"lora_parameters.rank is missing; the tensors prove rank {rank} ({why})", ("lora_parameters",), fix)
         else:
             emit("AG202", f"lora_parameters.rank is missing and cannot be inferred: {why}", ("lora_parameters",))
     elif rank is not None and is_int(lora["rank"]) and lora["rank"] > 0 and lora["rank"] != rank:
-        fix = Fix(UNSAFE, ((("lora_parameters", "rank"), rank),), f"replace rank {lora['rank']} with {rank}")
+        # Since mlx-lm's strict load (#1727) a rank that disagrees with the tensors never
+        # loads, so when every module agrees on a plausible rank, it is the only loadable value.
+        plausible, how = _plausible_rank(shape, rank)
+        sets = _with_mirror(config, "rank", rank, ((("lora_parameters", "rank"), rank),))
+        fix = Fix(SAFE if plausible else UNSAFE, sets, f"replace rank {lora['rank']} with {rank}")
         emit(
             "AG203",
-            f"lora_parameters.rank is {lora['rank']} but the tensors have rank {rank} ({why}); "
-            "stock mlx-lm would refuse the tensors",
+            f"lora_parameters.rank is {lora['rank']} but the tensors have rank {rank} ({why}; {how}); "
+            "stock mlx-lm refuses the tensors",
             ("lora_parameters", "rank"),
             fix,
         )
@@ -239,12 +290,21 @@ def _dropout_rules(config: dict, lora: dict, emit: Emitter) -> None:
     emit("AG205", f"lora_parameters.dropout is missing; {why}", ("lora_parameters",), fix)
 
 
-def _mirror_rules(config: dict, lora: dict, emit: Emitter) -> None:
+def _mirror_rules(config: dict, lora: dict, shape: AdapterShape | None, emit: Emitter) -> None:
+    rank = _provable_rank(shape)[0]
     for key in ("rank", "scale", "dropout"):
         if key in config and key in lora:
             top, inner = config[key], lora[key]
             same = top == inner and type(top) is not bool and type(inner) is not bool
-            if not same:
+            if same:
+                continue
+            if key == "rank" and rank is not None and inner == rank and is_int(inner):
+                # The tensors prove lora_parameters.rank right: the mirror follows it.
+                fix = Fix(SAFE, (((key,), rank),), f"set the top-level rank mirror to {rank}")
+                emit("AG403", f"top-level rank is {top!r} but lora_parameters.rank and the tensors say {rank}", (key,), fix)
+            elif key == "rank" and rank is not None and top == rank:
+                continue  # AG203 replaces lora_parameters.rank, which settles this too
+            else:
                 emit("AG403", f"top-level {key} is {top!r} but lora_parameters.{key} is {inner!r}", (key,))
 
 
@@ -261,9 +321,9 @@ def _num_layers_rules(config: dict, inputs: Inputs, emit: Emitter) -> None:
             value, why = infer_num_layers(shape, total)
         if value is None:
             code = "AG303" if total is not None else "AG301"
-            emit(code, f"num_layers is missing and cannot be proven: {why}")
+            emit(code, f"num_layers is missing and cannot be proven: {why}{_base_note(inputs)}")
             return
-        source = f" (base config: {inputs.base_source})" if inputs.base_source and total is not None else ""
+        source = _base_note(inputs) if total is not None else ""
         fix = Fix(SAFE, ((("num_layers",), value),), f"set num_layers to {value}")
         emit("AG301", f"num_layers is missing (mlx-lm raises AttributeError); {why}{source}: num_layers = {value}", None, fix)
         return
@@ -280,7 +340,7 @@ def _num_layers_rules(config: dict, inputs: Inputs, emit: Emitter) -> None:
             emit(
                 "AG302",
                 f"num_layers = {value} covers layers {first_covered}..{total - 1} of {total}, "
-                f"but layer {lo} has adapter tensors",
+                f"but layer {lo} has adapter tensors{_base_note(inputs)}",
                 ("num_layers",),
             )
     elif hi - lo + 1 > value:
@@ -291,6 +351,13 @@ def _num_layers_rules(config: dict, inputs: Inputs, emit: Emitter) -> None:
         )
 
 
+def _base_note(inputs: Inputs) -> str:
+    """Where the base config came from, or why there is none."""
+    if inputs.base_source:
+        return f" (base config: {inputs.base_source})"
+    return f" (no base config: {inputs.no_base_reason})" if inputs.no_base_reason else ""
+
+
 def _explicit_full_paths(config: dict) -> bool:
     """Whether lora_parameters.keys names every module by its full path (unsloth style)."""
     lora = config.get("lora_parameters")
@@ -298,7 +365,25 @@ def _explicit_full_paths(config: dict) -> bool:
     return bool(keys) and isinstance(keys, list) and all(isinstance(k, str) and layer_path(k) is not None for k in keys)
 
 
-def _topology_rules(config: dict, shape: AdapterShape | None, emit: Emitter) -> None:
+def _default_wraps_without_tensors(shape: AdapterShape, inputs: Inputs) -> set[str]:
+    """Layer-relative modules that mlx-lm's default key set (every Linear, SwitchLinear
+    and Embedding in the layers) would wrap although the tensors have none for them.
+
+    Known only from the base weights' headers, and trusted only when they name every
+    module the tensors do (else the naming differs, e.g. a Hugging Face checkpoint that
+    mlx-lm renames on load, and nothing is claimed)."""
+    if not inputs.base_modules or not shape.layer_indices:
+        return set()
+    unwrapped: set[str] = set()
+    for prefix in shape.layer_indices:
+        available = inputs.base_modules.get(prefix)
+        if available is None or not shape.relative_keys <= available:
+            return set()
+        unwrapped |= available - shape.relative_keys
+    return unwrapped
+
+
+def _topology_rules(config: dict, shape: AdapterShape | None, emit: Emitter, inputs: Inputs) -> None:
     lora = config.get("lora_parameters")
     keys = lora.get("keys") if isinstance(lora, dict) else None
     paths = config.get("unsloth_mlx_lora_module_paths")
@@ -338,3 +423,14 @@ def _topology_rules(config: dict, shape: AdapterShape | None, emit: Emitter) -> 
             ("lora_parameters",),
             fix,
         )
+    elif keys is None and paths is None and isinstance(lora, dict):
+        unwrapped = _default_wraps_without_tensors(shape, inputs)
+        if unwrapped:
+            fix = Fix(SAFE, ((("lora_parameters", "keys"), shape.keys),), "write lora_parameters.keys from the tensors")
+            emit(
+                "AG401",
+                f"without lora_parameters.keys mlx-lm wraps every Linear of the layers, and {names(unwrapped)} "
+                f"have no tensors (read from the base weights; base: {inputs.base_source}); the fix writes keys from the tensors",
+                ("lora_parameters",),
+                fix,
+            )

@@ -26,7 +26,12 @@ class Inputs:
     shape: AdapterShape | None
     #: The base model's layer count, when a base config.json is known.
     total_layers: int | None = None
+    #: Where that base config came from, named in every finding that uses it.
     base_source: str | None = None
+    #: Why no base config was found, for the findings that needed one.
+    no_base_reason: str = ""
+    #: Per layer prefix, the modules mlx-lm's default key set wraps, from the base weights' headers.
+    base_modules: dict[str, frozenset[str]] | None = None
 
 
 class Emitter:

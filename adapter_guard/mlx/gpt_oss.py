@@ -15,16 +15,10 @@ every step, recompute the whole sequence without a cache. The two must agree:
   is reported, not failed);
 - nothing raises. An exception is a finding naming the scenario and shapes.
 
-The default path is exactly what users run: stock mlx-lm's gpt-oss model,
-cache and masks. Hooks let tests inject the bugs the check must catch:
-``cache_factory`` (build the caches), ``mask_fn`` (the model's mask function,
-used by the cached and the recompute path alike), ``eval_mode`` (whether the
-adapter is put in eval mode after loading), and ``attention`` (swap the
-attention kernel, e.g. for the reference eager attention in
-:mod:`adapter_guard.mlx.gpt_oss_attention`, the path upstream crashed in).
-
-The built-in run also decodes the scenarios on transformers' eager gpt-oss
-when torch happens to be installed (:mod:`.gpt_oss_transformers`).
+The path is exactly what users run: stock mlx-lm's gpt-oss model, its
+prompt cache (``model.make_cache()``) and its masks, called as
+``model(tokens, cache=...)``. The tests plant the bugs the check must catch
+into a wrapper with the same interface (``tests/gpt_oss_hooks.py``).
 
 mlx and mlx_lm are imported inside the functions, like everything here.
 """
@@ -33,7 +27,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,12 +75,6 @@ TOLERANCES = {"float32": 1e-4, "float16": 1e-2, "bfloat16": 5e-2}
 #: this many parameters (about 400 MB in float32) that is refused (AG603):
 #: a real gpt-oss-20b config would need 80 GB.
 MAX_RANDOM_PARAMETERS = 100_000_000
-
-CacheFactory = Callable[[Any], list]
-MaskFn = Callable[[Any, Any, "int | None"], Any]
-#: ``attention(queries, keys, values, *, scale, mask, sinks) -> output``.
-AttentionFn = Callable[..., Any]
-
 
 # -- scenarios --------------------------------------------------------------------------
 
@@ -178,51 +166,6 @@ class ScenarioResult:
         return f"{head}, max |logit diff| {self.max_diff:.2e}{ties} {verdict}"
 
 
-def forward(model, tokens, cache=None, *, mask_fn: MaskFn | None = None, attention: AttentionFn | None = None):
-    """Logits of ``model`` on ``tokens`` (shape ``(1, L)``).
-
-    With no hook this is simply ``model(tokens, cache=cache)``: stock mlx-lm
-    end to end. With hooks it runs the same stock modules in the order
-    ``GptOssMoeModel.__call__`` and ``TransformerBlock.__call__`` do, but builds
-    the two masks with ``mask_fn(h, cache, window_size)`` instead of
-    ``create_attention_mask``, and/or computes attention with
-    ``attention(q, k, v, scale=, mask=, sinks=)`` instead of
-    ``mx.fast.scaled_dot_product_attention`` (e.g. the reference
-    :func:`~adapter_guard.mlx.gpt_oss_attention.eager_attention`).
-    """
-    if mask_fn is None and attention is None:
-        return model(tokens, cache=cache)
-    if mask_fn is None:
-        from mlx_lm.models.base import create_attention_mask as mask_fn
-    inner = model.model
-    caches = cache or [None] * len(inner.layers)
-    h = inner.embed_tokens(tokens)
-    full_mask = mask_fn(h, caches[inner.ga_idx], None)
-    sliding_mask = mask_fn(h, caches[inner.swa_idx], inner.window_size)
-    for layer, layer_cache, kind in zip(inner.layers, caches, inner.layer_types):
-        mask = full_mask if kind == "full_attention" else sliding_mask
-        if attention is None:
-            h = layer(h, mask, layer_cache)
-        else:
-            h = h + _attention_block(layer.self_attn, layer.input_layernorm(h), mask, layer_cache, attention)
-            h = h + layer.mlp(layer.post_attention_layernorm(h))
-    return model.lm_head(inner.norm(h))
-
-
-def _attention_block(block, x, mask, cache, attention: AttentionFn):
-    """``AttentionBlock.__call__`` with the attention computation swapped."""
-    B, L, _ = x.shape
-    q = block.q_proj(x).reshape(B, L, -1, block.head_dim).swapaxes(1, 2)
-    k = block.k_proj(x).reshape(B, L, -1, block.head_dim).swapaxes(1, 2)
-    v = block.v_proj(x).reshape(B, L, -1, block.head_dim).swapaxes(1, 2)
-    offset = cache.offset if cache is not None else 0
-    q, k = block.rope(q, offset=offset), block.rope(k, offset=offset)
-    if cache is not None:
-        k, v = cache.update_and_fetch(k, v)
-    out = attention(q, k, v, scale=block.sm_scale, mask=mask, sinks=block.sinks)
-    return block.o_proj(out.swapaxes(1, 2).reshape(B, L, -1))
-
-
 def _cache_shapes(caches: Sequence[Any], layer_types: Sequence[str]) -> str:
     """``sliding_attention RotatingKVCache offset 17 of 16 slots``: the shapes an error is about.
 
@@ -247,9 +190,6 @@ def run_scenario(
     scenario: Scenario,
     *,
     tolerance: float | None = None,
-    cache_factory: CacheFactory | None = None,
-    mask_fn: MaskFn | None = None,
-    attention: AttentionFn | None = None,
     seed: int = 0,
 ) -> ScenarioResult:
     """Greedy-decode one scenario with the prompt cache against full recomputes.
@@ -262,7 +202,7 @@ def run_scenario(
     vocab = model.args.vocab_size
     prompt = mx.random.randint(0, vocab, (scenario.prefill,), key=mx.random.key(seed + scenario.prefill))
     sequence = prompt.tolist()
-    caches = cache_factory(model) if cache_factory else model.make_cache()
+    caches = model.make_cache()
     layer_types = model.model.layer_types
     result = ScenarioResult(scenario, tolerance if tolerance is not None else math.inf)
 
@@ -270,8 +210,8 @@ def run_scenario(
     for step in range(1, scenario.new_tokens + 1):
         shapes = f"input {tuple(step_input.shape)}, sequence length {len(sequence)}; {_cache_shapes(caches, layer_types)}"
         try:
-            cached = forward(model, step_input, caches, mask_fn=mask_fn, attention=attention)[0, -1]
-            full = forward(model, mx.array(sequence)[None], None, mask_fn=mask_fn, attention=attention)[0, -1]
+            cached = model(step_input, cache=caches)[0, -1]
+            full = model(mx.array(sequence)[None])[0, -1]
             mx.eval(cached, full)
         except Exception as exc:  # any exception is the finding
             result.error = f"at step {step} ({shapes}): {_one_line(exc)}"
@@ -298,19 +238,9 @@ def run_scenario(
     return result
 
 
-def run_regression(
-    model,
-    *,
-    tolerance: float | None = None,
-    cache_factory: CacheFactory | None = None,
-    mask_fn: MaskFn | None = None,
-    attention: AttentionFn | None = None,
-) -> list[ScenarioResult]:
+def run_regression(model, *, tolerance: float | None = None) -> list[ScenarioResult]:
     """Every scenario for ``model``'s sliding window."""
-    return [
-        run_scenario(model, s, tolerance=tolerance, cache_factory=cache_factory, mask_fn=mask_fn, attention=attention)
-        for s in scenarios(model.args.sliding_window)
-    ]
+    return [run_scenario(model, s, tolerance=tolerance) for s in scenarios(model.args.sliding_window)]
 
 
 # -- models -------------------------------------------------------------------------------
@@ -347,7 +277,7 @@ def random_parameter_count(config: dict[str, Any]) -> int:
     return sum(v.size for _, v in tree_flatten(model.parameters()))
 
 
-# -- finding the base ---------------------------------------------------------------------
+# -- the base -------------------------------------------------------------------------------
 
 
 def _read_json(path: Path) -> Any:
@@ -357,27 +287,6 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-def find_base(
-    config_path: Path | None, adapter_config: dict[str, Any] | None, base_model: Path | None
-) -> reload.BaseModelSource | None:
-    """The base model for an adapter, found locally, never downloaded.
-
-    In order: ``base_model`` (``--base-model``); a ``config.json`` beside the
-    adapter (trainers such as unsloth copy the base's there); then what
-    :func:`adapter_guard.mlx.reload.resolve_base_model` finds from the
-    adapter's ``base_model_name_or_path`` or ``model`` (a local directory or a
-    snapshot already in the Hugging Face cache).
-    """
-    if base_model is not None:
-        return reload.resolve_base_model({}, Path("."), base_model)[0]
-    if config_path is None:
-        return None
-    adapter_dir = Path(config_path).parent
-    if (adapter_dir / "config.json").is_file():
-        return reload.BaseModelSource(adapter_dir, "beside the adapter", reload.has_weights(adapter_dir))
-    return reload.resolve_base_model(adapter_config or {}, adapter_dir)[0]
-
-
 # -- the entry point the CLI calls -------------------------------------------------------------
 
 
@@ -385,41 +294,37 @@ def gpt_oss_findings(
     config_path: Path | None,
     config: dict[str, Any] | None,
     *,
-    base_model: Path | None,
-    cache_factory: CacheFactory | None = None,
-    mask_fn: MaskFn | None = None,
-    attention: AttentionFn | None = None,
-    eval_mode: bool = True,
+    base_model: Path | None = None,
+    base: reload.Base | None = None,
 ) -> tuple[list[Finding], list[str]]:
     """Run the regression for one adapter, or for the built-in tiny gpt-oss.
 
-    ``config_path`` None: no adapter; the base is ``base_model`` when that is
+    ``base`` is the resolved base (from the shared base lookup); without it,
+    :func:`adapter_guard.mlx.reload.find_base` looks from ``base_model`` and
+    the adapter. ``config_path`` None: no adapter; the base is used when it is
     a gpt-oss base, otherwise the built-in :data:`TINY_GPT_OSS`. With an
-    adapter, its base is found by :func:`find_base`; when there is
-    none, or it is not gpt-oss, there are no findings and no report lines
-    (the caller decides what that means). The adapter is applied with stock
-    ``load_adapters`` and put in eval mode (``eval_mode=False`` leaves it in
-    training mode, the upstream bug).
+    adapter and no gpt-oss base, there are no findings and no report lines
+    (the caller decides what that means). A base whose config asks to run code
+    it ships is never loaded (AG604). The adapter is applied with stock
+    ``load_adapters`` and put in eval mode (left in training mode, dropout
+    would make every step drift: the upstream bug).
 
     Returns ``(findings, report lines)``: AG601 per scenario that drifts,
-    AG602 per scenario that raised, AG603 when the run was skipped. Report
+    AG602 per scenario that raised, AG603 when the run was skipped, AG604
+    when the base was refused. Report
     lines name the base and give, per scenario, prefill, new tokens, steps
     and max logit difference. Never raises: anything unexpected is one AG602.
-    ``cache_factory``, ``mask_fn`` and ``attention`` go to :func:`run_scenario`.
     """
     path = str(config_path) if config_path is not None else BUILTIN_PATH
     try:
-        return _gpt_oss_findings(
-            config_path, config, base_model, path,
-            cache_factory=cache_factory, mask_fn=mask_fn, attention=attention, eval_mode=eval_mode,
-        )
+        return _gpt_oss_findings(config_path, config, base_model, base, path)
     except Exception as exc:  # never a traceback: the CLI prints findings
         message = f"gpt-oss regression failed unexpectedly: {_one_line(exc)}"
         return [Finding("AG602", path, message)], [message]
 
 
-def _is_gpt_oss(base: reload.BaseModelSource | None) -> bool:
-    base_config = _read_json(base.path / "config.json") if base else None
+def _is_gpt_oss(base: reload.Base) -> bool:
+    base_config = _read_json(base.path / "config.json") if isinstance(base, reload.BaseModelSource) else None
     return isinstance(base_config, dict) and base_config.get("model_type") == "gpt_oss"
 
 
@@ -432,15 +337,12 @@ def _gpt_oss_findings(
     config_path: Path | None,
     config: dict[str, Any] | None,
     base_model: Path | None,
+    base: reload.Base | None,
     path: str,
-    *,
-    cache_factory: CacheFactory | None,
-    mask_fn: MaskFn | None,
-    attention: AttentionFn | None,
-    eval_mode: bool,
 ) -> tuple[list[Finding], list[str]]:
     if config_path is None:
-        base = find_base(None, None, base_model)
+        if base is None:
+            base = reload.find_base(None, None, base_model)
         if not _is_gpt_oss(base):
             base = None  # not a gpt-oss base: the built-in one
     else:
@@ -448,7 +350,8 @@ def _gpt_oss_findings(
             config = _read_json(Path(config_path))
             if not isinstance(config, dict):
                 return [], []  # the lint reports the unreadable config
-        base = find_base(config_path, config, base_model)
+        if base is None:
+            base = reload.find_base(config, Path(config_path).parent, base_model)
         if not _is_gpt_oss(base):
             return [], []
 
@@ -471,7 +374,11 @@ def _gpt_oss_findings(
                     f"base {base.path} has no weights and its config has {count:,} parameters, too many to build "
                     f"with random weights (limit {MAX_RANDOM_PARAMETERS:,}); point --base-model at a smaller config",
                 )
-        model, _, random_weights = reload.load_base(base.path)
+        try:
+            model, _, random_weights = reload.load_base(base)
+        except reload.BaseRefused as exc:
+            message = f"gpt-oss regression skipped: {exc}"
+            return [Finding("AG604", path, message)], [message]
         if random_weights:
             randomize_sinks(model)
 
@@ -479,12 +386,12 @@ def _gpt_oss_findings(
     if config_path is not None:
         adapter_dir = Path(config_path).parent
         try:
-            model = _apply_adapter(model, adapter_dir, eval_mode)
+            model = reload.reload_adapter(model, adapter_dir)
         except Exception as exc:
             return _skipped(path, f"the adapter does not apply to {base_desc}: {_one_line(exc)}")
-        adapter_desc = f"adapter {adapter_dir}" + ("" if eval_mode else " left in training mode")
+        adapter_desc = f"adapter {adapter_dir}"
 
-    results = run_regression(model, cache_factory=cache_factory, mask_fn=mask_fn, attention=attention)
+    results = run_regression(model)
     window = model.args.sliding_window
     tolerance = next((r.tolerance for r in results if r.steps), math.inf)
     lines = [
@@ -492,35 +399,8 @@ def _gpt_oss_findings(
         f"{len(model.layers)} layers, tolerance {tolerance:g}"
     ]
     lines += [f"gpt-oss {r.summary()}" for r in results]
-    if base is None:
-        also = _transformers_results(lines)
-        lines += [f"gpt-oss {r.summary()}" for r in also]
-        results += also
     findings = [_finding(path, r, window) for r in results if not r.passed]
     return findings, lines
-
-
-def _transformers_results(lines: list[str]) -> list[ScenarioResult]:
-    """The built-in scenarios on transformers' eager gpt-oss, when torch is installed."""
-    from . import gpt_oss_transformers
-
-    if not gpt_oss_transformers.transformers_available():
-        lines.append("gpt-oss transformers eager path: not run (torch or transformers not installed)")
-        return []
-    try:
-        return gpt_oss_transformers.run_transformers_regression()
-    except Exception as exc:
-        failed = ScenarioResult(Scenario(gpt_oss_transformers.PREFIX + "setup", 0, 0), math.inf)
-        failed.error = f"building the transformers model: {_one_line(exc)}"
-        return [failed]
-
-
-def _apply_adapter(model, adapter_dir: Path, eval_mode: bool):
-    if eval_mode:
-        return reload.reload_adapter(model, adapter_dir)
-    from mlx_lm.tuner.utils import load_adapters
-
-    return load_adapters(model, str(adapter_dir))
 
 
 def _finding(path: str, result: ScenarioResult, window: int) -> Finding:

@@ -6,28 +6,44 @@ Imports mlx and mlx_lm inside the functions, never at module import time.
 
 from __future__ import annotations
 
-import contextlib
-import inspect
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 
-def build_model(config: dict[str, Any], seed: int = 0):
-    """An mlx-lm model for ``config`` (a ``config.json`` dict) with seeded random weights."""
-    import mlx.core as mx
-    from mlx_lm.utils import _get_classes
+def build_model(config: Mapping[str, Any], seed: int = 0):
+    """An mlx-lm model for ``config`` (a ``config.json`` dict) with seeded random weights.
 
-    model_cls, args_cls = _get_classes(config)
+    Built by stock ``mlx_lm.utils.load_model`` from a scratch directory holding
+    only the config: mlx-lm's public loader picks the architecture (with its
+    remappings) and, given no weights and ``strict=False``, keeps the seeded
+    initial values.
+    """
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="adapter-guard-base-") as scratch:
+        (Path(scratch) / "config.json").write_text(json.dumps(dict(config)), encoding="utf-8")
+        return _load_model(Path(scratch), seed)[0]
+
+
+def _load_model(base_dir: Path, seed: int):
+    """Stock ``load_model``: the weights in ``base_dir`` if any, else seeded initial values; eval mode.
+
+    ``trust_remote_code=False`` is spelt out: whatever the base's config asks
+    for, mlx-lm must not import code from the directory.
+    """
+    import mlx.core as mx
+    from mlx_lm.utils import load_model
+
     mx.random.seed(seed)
-    model = model_cls(args_cls.from_dict(config))
+    model, config = load_model(base_dir, strict=False, trust_remote_code=False)
     mx.eval(model.parameters())
     model.eval()
-    return model
+    return model, config
 
 
 def has_weights(base_dir: str | Path) -> bool:
@@ -39,23 +55,53 @@ def has_weights(base_dir: str | Path) -> bool:
     return any(Path(base_dir).glob("model*.safetensors"))
 
 
-def load_base(base_dir: str | Path, seed: int = 0):
-    """Load a base model from a local directory.
+#: ``config.json`` keys that ask a loader to import Python shipped with the model.
+#: mlx-lm's ``load_model`` honours ``model_file`` (since 0.30.6; behind
+#: ``trust_remote_code`` since 0.32.0, ml-explore/mlx-lm#1385). ``auto_map`` is
+#: transformers' hook; mlx-lm 0.32 ignores it and adapter-guard never hands a
+#: base to transformers, but a base that carries one is refused all the same:
+#: it was written to run its own code.
+CODE_HOOKS = ("model_file", "auto_map")
+
+
+class BaseRefused(Exception):
+    """The base asks to run code that came with it; adapter-guard never does."""
+
+
+def code_hooks(base_config: Any) -> list[str]:
+    """The code-hook keys in a base ``config.json`` (top level or a nested ``*_config``), as JSON paths."""
+    if not isinstance(base_config, Mapping):
+        return []
+    found = [key for key in CODE_HOOKS if key in base_config]
+    for name, table in base_config.items():
+        if isinstance(table, Mapping):
+            found += [f"{name}.{key}" for key in CODE_HOOKS if key in table]
+    return found
+
+
+def refusal(source: BaseModelSource, hooks: list[str]) -> str:
+    """The one-line reason a base is refused."""
+    return (
+        f"base {source.path} ({source.origin}) asks to run code it ships ({', '.join(hooks)} in config.json); "
+        "adapter-guard never runs code from the checked repository, so it was not loaded"
+    )
+
+
+def load_base(source: BaseModelSource, seed: int = 0):
+    """Load a base model from its resolved local directory.
 
     Returns ``(model, config, random_weights)``. Weights are loaded when the
     directory has ``model*.safetensors``; otherwise the architecture is built
     from ``config.json`` with seeded random weights, which is enough for
-    shape-level and delta-level checks.
+    shape-level and delta-level checks. Raises :class:`BaseRefused`, before
+    mlx-lm sees the directory, when the config carries a code hook.
     """
-    base_dir = Path(base_dir)
-    config = json.loads((base_dir / "config.json").read_text(encoding="utf-8"))
-    if has_weights(base_dir):
-        from mlx_lm.utils import load_model
-
-        model, config = load_model(base_dir, strict=False)
-        model.eval()
-        return model, config, False
-    return build_model(config, seed), config, True
+    config = json.loads((source.path / "config.json").read_text(encoding="utf-8"))
+    hooks = code_hooks(config)
+    if hooks:
+        raise BaseRefused(refusal(source, hooks))
+    model, config = _load_model(source.path, seed)
+    return model, config, not source.has_weights
 
 
 def reload_adapter(model, adapter_dir: str | Path):
@@ -66,78 +112,9 @@ def reload_adapter(model, adapter_dir: str | Path):
     """
     from mlx_lm.tuner.utils import load_adapters
 
-    with compatible_from_base():
-        model = load_adapters(model, str(adapter_dir))
+    model = load_adapters(model, str(adapter_dir))
     model.eval()
     return model
-
-
-# -- older mlx-lm: from_base without scale= / dropout= ----------------------------------
-
-
-def lora_classes() -> tuple[type, ...]:
-    """The mlx-lm classes whose ``from_base`` stock ``load_adapters`` calls."""
-    from mlx_lm.tuner.dora import DoRAEmbedding, DoRALinear
-    from mlx_lm.tuner.lora import LoRAEmbedding, LoRALinear, LoRASwitchLinear
-
-    return LoRALinear, LoRASwitchLinear, LoRAEmbedding, DoRALinear, DoRAEmbedding
-
-
-def missing_from_base_keywords(cls: type) -> tuple[str, ...]:
-    """Which of ``scale`` / ``dropout`` ``cls.from_base`` does not accept."""
-    try:
-        params = inspect.signature(cls.from_base).parameters
-    except (TypeError, ValueError):
-        return ()
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return ()
-    return tuple(name for name in ("scale", "dropout") if name not in params)
-
-
-def _from_base_shim(original, missing: tuple[str, ...]):
-    """Call an old ``from_base`` with what it accepts, then set the rest on the module."""
-
-    def from_base(layer, r: int = 8, dropout: float = 0.0, scale: float = 20.0):
-        import mlx.nn as nn
-
-        accepted = {"scale": scale, "dropout": dropout}
-        for name in missing:
-            del accepted[name]
-        module = original(layer, r, **accepted)
-        # scale is a plain attribute and dropout a parameter-free module, so
-        # neither comes back through load_weights: set them here.
-        if "scale" in missing:
-            module.scale = scale
-        if "dropout" in missing:
-            module.dropout = nn.Dropout(p=dropout)
-        return module
-
-    return staticmethod(from_base)
-
-
-@contextlib.contextmanager
-def compatible_from_base() -> Iterator[None]:
-    """Let stock ``load_adapters`` run against an mlx-lm whose ``from_base`` lacks ``scale``/``dropout``.
-
-    Only classes whose signature actually lacks a keyword are touched, and
-    only for the duration of the block; with a current mlx-lm this is a no-op.
-    """
-    _unset = object()
-    patched: list[tuple[type, Any]] = []
-    try:
-        for cls in lora_classes():
-            missing = missing_from_base_keywords(cls)
-            if not missing:
-                continue
-            patched.append((cls, cls.__dict__.get("from_base", _unset)))
-            cls.from_base = _from_base_shim(cls.from_base, missing)
-        yield
-    finally:
-        for cls, original in reversed(patched):
-            if original is _unset:
-                del cls.from_base
-            else:
-                cls.from_base = original
 
 
 # -- finding a base model without the network --------------------------------------------
@@ -148,48 +125,68 @@ _REPO_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 @dataclass(frozen=True)
 class BaseModelSource:
-    """A local directory holding a base model's ``config.json``."""
+    """A resolved local directory holding a base model's ``config.json``, and where it came from."""
 
     path: Path
-    #: How it was found: "--base-model", "local directory" or "Hugging Face cache".
+    #: Where the base came from, as the resolver words it: "--base-model", "beside the adapter", ...
     origin: str
-    #: Whether ``model*.safetensors`` sit beside the config.
-    has_weights: bool
+
+    @property
+    def has_weights(self) -> bool:
+        """Whether ``model*.safetensors`` sit beside the config."""
+        return has_weights(self.path)
 
     def describe(self) -> str:
         weights = "its weights" if self.has_weights else "seeded random weights (config.json only)"
         return f"base {self.path} ({self.origin}), {weights}"
 
 
-def resolve_base_model(
-    config: Mapping[str, Any], adapter_dir: str | Path, base_model: str | Path | None = None
-) -> tuple[BaseModelSource | None, str]:
-    """Find the base model locally; never touches the network.
+@dataclass(frozen=True)
+class NoBase:
+    """No base model could be found; ``reason`` says why, in one line."""
 
-    In order: ``--base-model DIR``; else the config's ``base_model_name_or_path``
-    or ``model`` as a local directory (relative to the working directory, then
-    to the adapter directory); else as a snapshot already in the Hugging Face
-    cache. Returns the source (or None) and a one-line reason when there is none.
+    reason: str
+
+
+Base = BaseModelSource | NoBase
+
+
+def find_base(config: Mapping[str, Any] | None, adapter_dir: str | Path | None, base_model: str | Path | None) -> Base:
+    """The one place ``--smoke`` and ``--gpt-oss`` get their base from. Never touches the network.
+
+    Both also accept an already resolved base (``base=``), which is how the
+    engine hands them the shared lint/smoke lookup; this is the fallback.
+    In order: ``--base-model DIR``; a ``config.json`` beside the adapter
+    (trainers such as unsloth copy the base's there); the config's
+    ``base_model_name_or_path`` or ``model`` as a local directory (relative to
+    the working directory, then to the adapter directory), else as a snapshot
+    already in the Hugging Face cache.
     """
     if base_model is not None:
         path = Path(base_model).expanduser()
         if (path / "config.json").is_file():
-            return BaseModelSource(path, "--base-model", has_weights(path)), ""
-        return None, f"--base-model {path} has no config.json"
+            return BaseModelSource(path, "--base-model")
+        return NoBase(f"--base-model {path} has no config.json")
+    if adapter_dir is None:
+        return NoBase("no --base-model")
+    adapter_dir = Path(adapter_dir)
+    if (adapter_dir / "config.json").is_file():
+        return BaseModelSource(adapter_dir, "beside the adapter")
 
+    config = config if isinstance(config, Mapping) else {}
     names = [config.get(key) for key in ("base_model_name_or_path", "model")]
     names = [n for n in names if isinstance(n, str) and n.strip()]
     if not names:
-        return None, "no --base-model, and the config names no base model (base_model_name_or_path or model)"
+        return NoBase("no --base-model, and the config names no base model (base_model_name_or_path or model)")
     for name in names:
-        for path in (Path(name).expanduser(), Path(adapter_dir) / name):
+        for path in (Path(name).expanduser(), adapter_dir / name):
             if (path / "config.json").is_file():
-                return BaseModelSource(path, "local directory", has_weights(path)), ""
+                return BaseModelSource(path, "local directory")
         snapshot = cached_snapshot(name)
         if snapshot is not None:
-            return BaseModelSource(snapshot, "Hugging Face cache", has_weights(snapshot)), ""
+            return BaseModelSource(snapshot, "Hugging Face cache")
     shown = " or ".join(repr(n) for n in dict.fromkeys(names))
-    return None, f"{shown} is neither a local directory nor a snapshot in the local Hugging Face cache"
+    return NoBase(f"{shown} is neither a local directory nor a snapshot in the local Hugging Face cache")
 
 
 def cached_snapshot(repo_id: str) -> Path | None:

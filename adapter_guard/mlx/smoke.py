@@ -1,11 +1,12 @@
 """``--smoke``: reload the adapter with stock mlx-lm and check what comes back.
 
-1. Find the base model locally (never the network): ``--base-model DIR``, or
-   the config's ``base_model_name_or_path`` / ``model`` as a local directory or
-   a cached Hugging Face snapshot. Without weights, the architecture is built
-   from ``config.json`` with seeded random weights, and the result says so.
-2. Reload with stock ``mlx_lm.tuner.utils.load_adapters`` (older ``from_base``
-   signatures are bridged in ``reload``), then ``model.eval()``.
+1. Take the resolved base (``base=``, from the shared base lookup), or find it
+   locally with :func:`adapter_guard.mlx.reload.find_base`; never the network.
+   A base whose ``config.json`` asks to run code it ships (``model_file``,
+   ``auto_map``) is refused before mlx-lm sees it (AG511). Without weights, the
+   architecture is built from ``config.json`` with seeded random weights, and
+   the result says so.
+2. Reload with stock ``mlx_lm.tuner.utils.load_adapters``, then ``model.eval()``.
 3. Check, each under its own code: the reload succeeds (AG502); every tensor
    in the file is bound, with identical values (AG503); switch and embedding
    modules come back as LoRA classes (AG504); rank, scale and dropout match the
@@ -26,7 +27,8 @@ from typing import Any
 
 from ..findings import Finding
 from . import fingerprint
-from .reload import BaseModelSource, resolve_base_model
+from . import reload
+from .reload import BaseModelSource
 
 WEIGHTS_FILE = "adapters.safetensors"
 ADAPTER_LEAVES = frozenset({"lora_a", "lora_b", "m"})
@@ -52,19 +54,31 @@ class SmokeResult:
 
 
 def smoke_findings(
-    config_path: Path, config: dict, *, base_model: Path | None, require: bool
+    config_path: Path, config: dict, *, base_model: Path | None, require: bool, base: reload.Base | None = None
 ) -> list[Finding]:
     """The smoke test's findings for one ``adapter_config.json`` (see :func:`run_smoke`)."""
-    return run_smoke(config_path, config, base_model=base_model, require=require).findings
+    return run_smoke(config_path, config, base_model=base_model, require=require, base=base).findings
 
 
 def run_smoke(
-    config_path: Path, config: Mapping[str, Any], *, base_model: Path | None = None, require: bool = False
+    config_path: Path,
+    config: Mapping[str, Any],
+    *,
+    base_model: Path | None = None,
+    require: bool = False,
+    base: reload.Base | None = None,
 ) -> SmokeResult:
-    """Reload the adapter beside ``config_path`` with stock mlx-lm and check it. Never raises."""
+    """Reload the adapter beside ``config_path`` with stock mlx-lm and check it. Never raises.
+
+    ``base`` is the resolved base (a :class:`~adapter_guard.mlx.reload.BaseModelSource`,
+    or :class:`~adapter_guard.mlx.reload.NoBase` with the reason); without it,
+    :func:`~adapter_guard.mlx.reload.find_base` looks from ``base_model`` and the config.
+    """
     path = str(config_path)
     try:
-        return _Smoke(Path(config_path), config, path).run(base_model, require)
+        if base is None:
+            base = reload.find_base(config, Path(config_path).parent, base_model)
+        return _Smoke(Path(config_path), config, path).run(base, require)
     except Exception as exc:  # noqa: BLE001 - the contract is "a finding, never a traceback"
         return SmokeResult([Finding("AG502", path, f"smoke test failed unexpectedly: {one_line(exc)}")])
 
@@ -89,11 +103,10 @@ class _Smoke:
     def note(self, line: str) -> None:
         self.result.notes.append(f"smoke: {line}")
 
-    def run(self, base_model: Path | None, require: bool) -> SmokeResult:
-        source, reason = resolve_base_model(self.config, self.adapter_dir, base_model)
-        if source is None:
+    def run(self, source: reload.Base, require: bool) -> SmokeResult:
+        if isinstance(source, reload.NoBase):
             hint = " (--require-smoke makes this a failure)" if require else ""
-            self.emit("AG501", f"smoke skipped: base model not available locally: {reason}{hint}")
+            self.emit("AG501", f"smoke skipped: base model not available locally: {source.reason}{hint}")
             return self.result
         try:
             import mlx.core  # noqa: F401
@@ -102,13 +115,14 @@ class _Smoke:
             self.emit("AG501", f"smoke skipped: mlx-lm is not installed ({exc}); install adapter-guard[mlx]")
             return self.result
 
-        from .reload import load_base
-
         self.result.base = source
         self.extra = {"base_model": str(source.path), "random_weights": not source.has_weights}
         self.note(source.describe())
         try:
-            model, base_config, random_weights = load_base(source.path)
+            model, base_config, random_weights = reload.load_base(source)
+        except reload.BaseRefused as exc:
+            self.emit("AG511", f"smoke skipped: {exc}")
+            return self.result
         except Exception as exc:  # noqa: BLE001
             self.emit("AG502", f"could not build the base model from {source.path}: {one_line(exc)}")
             return self.result
@@ -120,8 +134,6 @@ class _Smoke:
     def check(self, model, base_config: Mapping[str, Any]) -> None:
         import mlx.core as mx
 
-        from .reload import reload_adapter
-
         tokens = probe_tokens(base_config)
         base_logits = _logits(model, tokens) if tokens is not None else None
 
@@ -130,7 +142,7 @@ class _Smoke:
         except Exception:  # noqa: BLE001 - stock load_adapters reports the same file just below
             file_tensors = None
         try:
-            model = reload_adapter(model, self.adapter_dir)
+            model = reload.reload_adapter(model, self.adapter_dir)
         except Exception as exc:  # noqa: BLE001
             self.emit("AG502", f"stock load_adapters failed: {one_line(exc)}")
             # load_adapters wraps the modules before it vets the tensors, so
@@ -163,14 +175,15 @@ class _Smoke:
         for module_path, leaves in _by_module(file_tensors).items():
             module = modules.get(module_path)
             base_kind = type(module).__name__ if module is not None else None
-            if module is not None and not _is_lora(module) and base_kind in _LORA_CLASS_FOR:
+            # A full fine-tune saves whole weights: stock load_adapters loads them into the plain modules.
+            if not full and module is not None and not _is_lora(module) and base_kind in _LORA_CLASS_FOR:
                 expected = _LORA_CLASS_FOR[base_kind]
                 if "m" in leaves:
                     expected = expected.replace("LoRA", "DoRA")
                 self.emit(
                     "AG504",
-                    f"{module_path} is {base_kind} after reload, not {expected}: its {', '.join(sorted(leaves))} "
-                    "have nowhere to go (is the module in lora_parameters.keys and num_layers?)",
+                    f"{module_path} is {base_kind} after reload, not {expected}: its {_tensors(leaves)} "
+                    "nowhere to go (is the module in lora_parameters.keys and num_layers?)",
                 )
                 continue
             problems = []
@@ -299,6 +312,12 @@ class _Smoke:
             where = paths[0] if len(paths) == 1 else f"{paths[0]} (and {len(paths) - 1} more modules)"
             self.emit("AG509", f"{where}: {detail}", json_path=("lora_parameters", "scale") if about_scale else None)
         self.note(f"fingerprint: {matched} of {len(doc['modules'])} modules match (rtol {fingerprint.RTOL:g})")
+
+
+def _tensors(leaves) -> str:
+    """``lora_a, lora_b have`` / ``weight has``: the subject of a sentence about some tensors."""
+    names = sorted(leaves)
+    return f"{', '.join(names)} {'has' if len(names) == 1 else 'have'}"
 
 
 def probe_tokens(base_config: Mapping[str, Any]):

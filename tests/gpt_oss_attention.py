@@ -15,7 +15,8 @@ broadcast. The fix is :func:`align_kv_to_mask`: attend only to the overlap.
 Key position ``j`` means the same thing on both sides, so the overlap is the
 leading ``min(S, mask length)`` positions; anything past it is masked anyway.
 
-mlx is imported inside the functions, like everything under ``adapter_guard.mlx``.
+Test-only: adapter-guard itself runs stock mlx-lm attention. Used through
+``gpt_oss_hooks.Hooked(model, attention=eager_attention)``.
 """
 
 from __future__ import annotations

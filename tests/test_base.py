@@ -1,0 +1,319 @@
+"""One base-model lookup: which config.json the lint uses, in which order, and from where.
+
+The adapters here hold LoRA tensors on layers 2..3 only, with num_layers removed:
+their num_layers (2 of a 4-layer base) is provable only with the base's
+config.json, so whether the fix is written shows whether a base was found.
+The fake Hugging Face cache is laid out as huggingface_hub documents it
+(https://huggingface.co/docs/huggingface_hub/guides/manage-cache), and
+huggingface_hub's own ``try_to_load_from_cache`` confirms it reads it the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+
+from adapter_guard.cli import main
+
+SUFFIX_ADAPTER = {
+    "fine_tune_type": "lora",
+    "lora_parameters": {"rank": 4, "scale": 20.0, "dropout": 0.0},
+}
+
+
+def write_adapter(directory: Path, *, layers=(2, 3), **config) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = {}
+    for i in layers:
+        tensors[f"model.layers.{i}.self_attn.q_proj.lora_a"] = np.zeros((16, 4), np.float32)
+        tensors[f"model.layers.{i}.self_attn.q_proj.lora_b"] = np.zeros((4, 16), np.float32)
+    save_file(tensors, str(directory / "adapters.safetensors"))
+    (directory / "adapter_config.json").write_text(json.dumps({**SUFFIX_ADAPTER, **config}, indent=4))
+    return directory
+
+
+def write_base(directory: Path, layers: int) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config.json").write_text(json.dumps({"model_type": "llama", "num_hidden_layers": layers}))
+    return directory
+
+
+def cache_snapshot(cache: Path, repo_id: str, layers: int, *, commit: str, refs=("main",)) -> Path:
+    """A model snapshot in the hub cache layout: blobs/<hash>, refs/<name> -> commit,
+    snapshots/<commit>/config.json a relative symlink to the blob."""
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    body = json.dumps({"model_type": "llama", "num_hidden_layers": layers}).encode()
+    blob = repo / "blobs" / hashlib.sha1(body).hexdigest()
+    blob.parent.mkdir(parents=True, exist_ok=True)
+    blob.write_bytes(body)
+    for ref in refs:
+        (repo / "refs" / ref).parent.mkdir(parents=True, exist_ok=True)
+        (repo / "refs" / ref).write_text(commit)  # written without a newline, as huggingface_hub does
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True, exist_ok=True)
+    (snapshot / "config.json").symlink_to(Path("..", "..", "blobs", blob.name))
+    return snapshot / "config.json"
+
+
+def lint(args, capsys) -> tuple[int, list[dict]]:
+    code = main([*args, "--output-format", "json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def num_layers(adapter: Path):
+    return json.loads((adapter / "adapter_config.json").read_text()).get("num_layers", "absent")
+
+
+def only(findings, code):
+    found = [f for f in findings if f["code"] == code]
+    assert len(found) == 1, findings
+    return found[0]
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+    """The repository root is the working directory; the HF cache is empty and offline."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return root
+
+
+# -- without a base ------------------------------------------------------------------
+
+
+def test_without_a_base_num_layers_stays_unproven_and_the_message_says_why(repo, capsys):
+    adapter = write_adapter(repo / "adapter", model="org/tiny")
+    code, findings = lint(["--fix", str(adapter)], capsys)
+    assert code == 1 and num_layers(adapter) == "absent"
+    message = only(findings, "AG301")["message"]
+    assert "`org/tiny` is not in the local Hugging Face cache" in message
+    assert "--fetch-base-config" in message
+
+
+# -- 1 and 2: explicit bases ---------------------------------------------------------
+
+
+def test_base_model_option_proves_num_layers_and_is_named_in_the_finding(repo, capsys):
+    adapter = write_adapter(repo / "adapter")
+    base = write_base(repo / "base", 4)
+    code, findings = lint(["--fix", str(adapter), "--base-model", str(base)], capsys)
+    assert code == 0 and num_layers(adapter) == 2
+    assert f"base config: {base / 'config.json'}, --base-model" in only(findings, "AG301")["message"]
+
+
+def test_base_model_option_that_does_not_exist_is_a_usage_error(repo, capsys):
+    adapter = write_adapter(repo / "adapter")
+    before = (adapter / "adapter_config.json").read_bytes()
+    assert main(["--fix", str(adapter), "--base-model", str(repo / "no-such-base")]) == 2
+    assert "no-such-base` has no config.json" in capsys.readouterr().err
+    assert (adapter / "adapter_config.json").read_bytes() == before
+
+
+def test_base_model_directory_without_config_json_is_a_usage_error(repo, capsys):
+    adapter = write_adapter(repo / "adapter")
+    (repo / "empty").mkdir()
+    assert main([str(adapter), "--base-model", str(repo / "empty")]) == 2
+
+
+def test_pyproject_base_model_is_used_and_named(repo, capsys):
+    adapter = write_adapter(repo / "adapter")
+    write_base(repo / "models" / "base", 4)
+    (repo / "pyproject.toml").write_text('[tool.adapter-guard]\nbase-model = "models/base"\n')
+    code, findings = lint(["--fix", str(adapter)], capsys)
+    assert code == 0 and num_layers(adapter) == 2
+    assert f"base-model in {repo / 'pyproject.toml'}" in only(findings, "AG301")["message"]
+
+
+def test_pyproject_base_model_that_does_not_exist_is_a_usage_error(repo, capsys):
+    write_adapter(repo / "adapter")
+    (repo / "pyproject.toml").write_text('[tool.adapter-guard]\nbase-model = "models/gone"\n')
+    assert main([str(repo / "adapter")]) == 2
+    assert "base-model in" in capsys.readouterr().err
+
+
+def test_base_model_option_wins_over_pyproject_and_the_config_beside_the_adapter(repo, capsys):
+    adapter = write_adapter(repo / "adapter")
+    write_base(adapter, 6)  # beside: would make layers 2..3 not a suffix
+    write_base(repo / "models" / "six", 6)
+    (repo / "pyproject.toml").write_text('[tool.adapter-guard]\nbase-model = "models/six"\n')
+    base = write_base(repo / "base", 4)
+    assert main(["--fix", str(adapter), "--base-model", str(base)]) == 0
+    assert num_layers(adapter) == 2
+
+
+def test_an_unusable_explicit_base_is_reported_and_not_replaced_by_a_guess(repo, capsys):
+    adapter = write_adapter(repo / "adapter")
+    write_base(adapter, 4)  # a usable config beside the adapter is not taken instead
+    base = repo / "base"
+    base.mkdir()
+    (base / "config.json").write_text("{not json")
+    code, findings = lint(["--fix", str(adapter), "--base-model", str(base)], capsys)
+    assert code == 1 and num_layers(adapter) == "absent"
+    assert "is unusable: it is not valid JSON" in only(findings, "AG310")["message"]
+
+
+# -- 3: beside the adapter -----------------------------------------------------------
+
+
+def test_config_json_beside_the_adapter_is_used(repo, capsys):
+    adapter = write_adapter(repo / "adapter", model="org/tiny")
+    write_base(adapter, 4)
+    code, findings = lint(["--fix", str(adapter)], capsys)
+    assert code == 0 and num_layers(adapter) == 2
+    assert "beside the adapter" in only(findings, "AG301")["message"]
+
+
+def test_config_json_beside_the_adapter_wins_over_the_named_base(repo, capsys):
+    adapter = write_adapter(repo / "adapter", model="base")
+    write_base(adapter, 4)
+    write_base(repo / "base", 6)
+    assert main(["--fix", str(adapter)]) == 0
+    assert num_layers(adapter) == 2
+
+
+# -- 4: the base the adapter config names ---------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["model", "base_model_name_or_path"])
+def test_a_named_directory_inside_the_repository_is_used(repo, capsys, key):
+    adapter = write_adapter(repo / "adapter", **{key: "models/base"})
+    write_base(repo / "models" / "base", 4)
+    code, findings = lint(["--fix", str(adapter)], capsys)
+    assert code == 0 and num_layers(adapter) == 2
+    assert f"named by the adapter config's `{key}`" in only(findings, "AG301")["message"]
+
+
+def test_a_named_directory_outside_the_repository_is_never_read(repo, tmp_path, capsys):
+    outside = write_base(tmp_path / "elsewhere", 4)
+    adapter = write_adapter(repo / "adapter", model=str(outside))
+    code, findings = lint(["--fix", str(adapter)], capsys)
+    assert code == 1 and num_layers(adapter) == "absent"
+    assert "outside the repository" in only(findings, "AG301")["message"]
+
+
+def test_a_relative_name_that_climbs_out_of_the_repository_is_never_read(repo, tmp_path, capsys):
+    write_base(tmp_path / "elsewhere", 4)
+    adapter = write_adapter(repo / "adapter", model="../elsewhere")
+    assert main(["--fix", str(adapter)]) == 1
+    assert num_layers(adapter) == "absent"
+
+
+def test_a_link_inside_the_repository_to_a_base_outside_it_is_never_read(repo, tmp_path, capsys):
+    (repo / "linked").symlink_to(write_base(tmp_path / "elsewhere", 4))
+    adapter = write_adapter(repo / "adapter", model="linked")
+    assert main(["--fix", str(adapter)]) == 1
+    assert num_layers(adapter) == "absent"
+
+
+# -- 4: the local Hugging Face cache --------------------------------------------------
+
+COMMIT_MAIN = "a" * 40
+COMMIT_V2 = "b" * 40
+
+
+def test_a_cached_snapshot_is_found_through_refs_main(repo, tmp_path, capsys):
+    from huggingface_hub import try_to_load_from_cache
+
+    cache = tmp_path / "hf-cache"
+    config = cache_snapshot(cache, "org/tiny", 4, commit=COMMIT_MAIN)
+    assert try_to_load_from_cache("org/tiny", "config.json", cache_dir=cache) == str(config)  # the real reader agrees
+    adapter = write_adapter(repo / "adapter", model="org/tiny")
+    code, findings = lint(["--fix", str(adapter)], capsys)
+    assert code == 0 and num_layers(adapter) == 2
+    assert f"{config}, `org/tiny` in the local Hugging Face cache" in only(findings, "AG301")["message"]
+
+
+def test_the_cache_is_found_under_hf_home(repo, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("HF_HUB_CACHE")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    cache_snapshot(tmp_path / "hf-home" / "hub", "org/tiny", 4, commit=COMMIT_MAIN)
+    adapter = write_adapter(repo / "adapter", base_model_name_or_path="org/tiny")
+    assert main(["--fix", str(adapter)]) == 0
+    assert num_layers(adapter) == 2
+
+
+def test_the_revision_the_config_names_is_taken_through_its_ref(repo, tmp_path, capsys):
+    from huggingface_hub import try_to_load_from_cache
+
+    cache = tmp_path / "hf-cache"
+    cache_snapshot(cache, "org/tiny", 6, commit=COMMIT_MAIN)
+    v2 = cache_snapshot(cache, "org/tiny", 4, commit=COMMIT_V2, refs=("v2",))
+    assert try_to_load_from_cache("org/tiny", "config.json", cache_dir=cache, revision="v2") == str(v2)
+    adapter = write_adapter(repo / "adapter", base_model_name_or_path="org/tiny", base_model_revision="v2")
+    assert main(["--fix", str(adapter)]) == 0
+    assert num_layers(adapter) == 2
+
+
+def test_the_commit_the_config_names_is_taken(repo, tmp_path, capsys):
+    cache = tmp_path / "hf-cache"
+    cache_snapshot(cache, "org/tiny", 6, commit=COMMIT_MAIN)
+    cache_snapshot(cache, "org/tiny", 4, commit=COMMIT_V2, refs=())
+    adapter = write_adapter(repo / "adapter", model="org/tiny", base_model_commit_hash=COMMIT_V2)
+    assert main(["--fix", str(adapter)]) == 0
+    assert num_layers(adapter) == 2
+
+
+def test_a_named_revision_that_is_not_cached_is_not_replaced_by_main(repo, tmp_path, capsys):
+    cache_snapshot(tmp_path / "hf-cache", "org/tiny", 4, commit=COMMIT_MAIN)
+    adapter = write_adapter(repo / "adapter", model="org/tiny", base_model_revision="v3")
+    code, findings = lint(["--fix", str(adapter)], capsys)
+    assert code == 1 and num_layers(adapter) == "absent"
+    assert "at revision 'v3' is not in the local Hugging Face cache" in only(findings, "AG301")["message"]
+
+
+def test_the_lint_path_reads_the_cache_without_importing_huggingface_hub(repo, tmp_path):
+    cache_snapshot(tmp_path / "hf-cache", "org/tiny", 4, commit=COMMIT_MAIN)
+    adapter = write_adapter(repo / "adapter", model="org/tiny")
+    script = (
+        "import sys; from adapter_guard.cli import main; code = main(['--fix', sys.argv[1]]); "
+        "print(code, 'huggingface_hub' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", script, str(adapter)], capture_output=True, text=True, check=True)
+    assert out.stdout.split()[-2:] == ["0", "False"]
+    assert num_layers(adapter) == 2
+
+
+def test_num_layers_too_small_names_the_base_it_was_measured_against(repo, capsys):
+    adapter = write_adapter(repo / "adapter", num_layers=1)
+    base = write_base(repo / "base", 4)
+    code, findings = lint([str(adapter), "--base-model", str(base)], capsys)
+    assert code == 1
+    assert f"(base config: {base / 'config.json'}, --base-model)" in only(findings, "AG302")["message"]
+
+
+def test_layers_that_are_no_suffix_name_the_base(repo, capsys):
+    adapter = write_adapter(repo / "adapter")
+    base = write_base(repo / "base", 6)
+    code, findings = lint(["--fix", str(adapter), "--base-model", str(base)], capsys)
+    assert code == 1 and num_layers(adapter) == "absent"
+    assert f"(base config: {base / 'config.json'}, --base-model)" in only(findings, "AG303")["message"]
+
+
+def test_a_model_config_without_a_layer_count_is_still_a_base(repo, capsys):
+    # GPT-2's config spells its layer count n_layer: the base is usable (PEFT's checks
+    # read it), num_layers just stays unprovable from it.
+    adapter = write_adapter(repo / "adapter", layers=(0, 1), num_layers=-1)
+    base = repo / "gpt2"
+    base.mkdir()
+    (base / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_layer": 2}))
+    code, findings = lint([str(adapter), "--base-model", str(base)], capsys)
+    assert (code, findings) == (0, [])
+
+
+def test_a_config_json_that_is_no_model_config_is_unusable(repo, capsys):
+    adapter = write_adapter(repo / "adapter", layers=(0, 1), num_layers=-1)
+    base = repo / "not-a-model"
+    base.mkdir()
+    (base / "config.json").write_text(json.dumps({"name": "tokenizer settings"}))
+    code, findings = lint([str(adapter), "--base-model", str(base)], capsys)
+    assert code == 1 and "neither a model_type nor a layer count" in only(findings, "AG310")["message"]
