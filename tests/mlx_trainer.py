@@ -12,7 +12,7 @@ returns :class:`TrainedAdapter` records: the adapter directory, the base it
 trained on (``fresh_base()`` reloads it with stock ``mlx_lm.load``) and the
 trained logits (``trained_logits()``: stock ``mlx_lm.load(base,
 adapter_path=...)`` on the untouched adapter). Tests that damage or fix an
-adapter work on ``copy_to(...)``. The whole corpus builds in about 20 s here:
+adapter work on ``copy_to(...)``. The whole corpus builds in 20-30 s here:
 one process imports mlx-lm once and forks a child per run (see :func:`build`).
 The pytest fixture ``trainer_corpus`` (``tests/mlx_trainer_fixtures.py``)
 builds it once per session, shared between xdist workers through a file lock.
