@@ -12,7 +12,7 @@ returns :class:`TrainedAdapter` records: the adapter directory, the base it
 trained on (``fresh_base()`` reloads it with stock ``mlx_lm.load``) and the
 trained logits (``trained_logits()``: stock ``mlx_lm.load(base,
 adapter_path=...)`` on the untouched adapter). Tests that damage or fix an
-adapter work on ``copy_to(...)``. The whole corpus builds in about 20 s here:
+adapter work on ``copy_to(...)``. The whole corpus builds in 20-30 s here:
 one process imports mlx-lm once and forks a child per run (see :func:`build`).
 The pytest fixture ``trainer_corpus`` (``tests/mlx_trainer_fixtures.py``)
 builds it once per session, shared between xdist workers through a file lock.
@@ -56,6 +56,8 @@ class Variant:
     args: tuple[str, ...] = ()
     #: A yaml ``--config`` file's contents (a dict, written as yaml), or None.
     yaml: dict[str, Any] | None = None
+    #: Another variant whose ``adapters.safetensors`` this run resumes from (``--resume-adapter-file``).
+    resume: str | None = None
 
 
 VARIANTS: tuple[Variant, ...] = (
@@ -104,6 +106,7 @@ VARIANTS: tuple[Variant, ...] = (
         },
     ),
     Variant("gpt-oss-attention", "gpt_oss", ("--num-layers", "2")),
+    Variant("resume", "llama", ("--num-layers", "2"), resume="lora-2-layers"),
 )
 
 
@@ -297,6 +300,8 @@ def trainer_args(variant: Variant, base_dir: Path, data_dir: Path, work: Path) -
         "--seed", "0",
         *variant.args,
     ]  # fmt: skip
+    if variant.resume is not None:
+        args += ["--resume-adapter-file", str(work.parent / variant.resume / "adapters" / "adapters.safetensors")]
     if variant.yaml is not None:
         config_file = work / "train.yaml"
         config_file.write_text(yaml.safe_dump(variant.yaml), encoding="utf-8")
@@ -318,7 +323,7 @@ def _forked(log: Path, cwd: Path, job) -> int:
         job()
         code = 0
     except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
+        code = 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
     except BaseException:  # noqa: BLE001 - reported through the log and the exit status
         import traceback
 
@@ -390,14 +395,15 @@ def build(root: Path, variants: tuple[Variant, ...] = VARIANTS) -> dict[str, Any
             cwd=root,
         )  # fmt: skip
 
-    jobs, manifest = [], {}
+    manifest, waves = {}, ([], [])  # runs that resume from another run go second
     for variant in variants:
         work = root / "runs" / variant.name
         work.mkdir(parents=True, exist_ok=True)
         argv = trainer_args(variant, bases[variant.base], root / "data", work)
-        jobs.append((variant.name, logs / f"{variant.name}.log", work, _run_module(argv)))
+        waves[variant.resume is not None].append((variant.name, logs / f"{variant.name}.log", work, _run_module(argv)))
         manifest[variant.name] = {"adapter_dir": str(work / "adapters"), "base_dir": str(bases[variant.base])}
-    _wait_all(jobs, PARALLEL)
+    for jobs in waves:
+        _wait_all(jobs, PARALLEL)
     (root / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return manifest
 
@@ -430,7 +436,6 @@ def load_corpus(root: str | Path, variants: tuple[Variant, ...] = VARIANTS) -> d
     }
 
 
-if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
+if __name__ == "__main__":  # python tests/mlx_trainer.py ROOT [VARIANT ...]
     selected = set(sys.argv[2:])
     build(Path(sys.argv[1]), tuple(v for v in VARIANTS if not selected or v.name in selected))

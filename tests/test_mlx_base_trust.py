@@ -9,6 +9,7 @@ mlx-lm sees it, on every supported mlx-lm, and says so.
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -154,3 +155,26 @@ def test_gpt_oss_uses_the_resolved_base_it_is_given(tmp_path):
 
     assert found == [] and lines[0].startswith(f"gpt-oss regression: base {trusted} (lookup)")
     assert not marker.exists()
+
+
+def test_a_base_config_that_is_a_fifo_is_no_base_and_no_hang(tmp_path, capsys):
+    adapter_dir, _ = evil_repository(tmp_path, {})
+    base = adapter_dir.parent / "base"
+    (base / "config.json").unlink()
+    os.mkfifo(base / "config.json")
+
+    found = findings(capsys, "--smoke", "--gpt-oss", adapter_dir)
+
+    assert [f["code"] for f in found] == ["AG501"]
+    assert "'../base' is neither a local directory nor a snapshot" in found[0]["message"]
+
+
+def test_a_base_config_past_the_size_limit_is_not_read(tmp_path, capsys):
+    adapter_dir, _ = evil_repository(tmp_path, {})
+    config = adapter_dir.parent / "base" / "config.json"
+    config.write_text(config.read_text()[:-1] + ', "padding": "' + "x" * (1024 * 1024) + '"}')
+
+    found = findings(capsys, "--smoke", adapter_dir)
+
+    assert [f["code"] for f in found] == ["AG502"]
+    assert "larger than 1048576 bytes" in found[0]["message"]

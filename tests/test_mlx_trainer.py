@@ -46,6 +46,7 @@ def test_the_corpus_holds_what_each_variant_asked_for(trainer_corpus):
     assert any(".mlp.experts.down_proj." in k for k in tensors["gpt-oss-experts"])
     assert all(k.endswith(".weight") for k in tensors["full"])
     assert "quantization" in trainer_corpus["qlora"].base_config
+    assert trainer_corpus["resume"].config["resume_adapter_file"].endswith("lora-2-layers/adapters/adapters.safetensors")
     # Trained: every lora_b moved off its zero initialisation.
     for name, found in tensors.items():
         assert all(bool(mx.any(t != 0).item()) for k, t in found.items() if k.endswith(".lora_b")), name

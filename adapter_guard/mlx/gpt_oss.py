@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..check import read_config_bytes
 from ..findings import Finding
 from . import reload
 
@@ -282,7 +283,7 @@ def random_parameter_count(config: dict[str, Any]) -> int:
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(read_config_bytes(path))
     except (OSError, UnicodeDecodeError, ValueError):
         return None
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..check import read_config_bytes
+
 
 def build_model(config: Mapping[str, Any], seed: int = 0):
     """An mlx-lm model for ``config`` (a ``config.json`` dict) with seeded random weights.
@@ -94,9 +96,11 @@ def load_base(source: BaseModelSource, seed: int = 0):
     directory has ``model*.safetensors``; otherwise the architecture is built
     from ``config.json`` with seeded random weights, which is enough for
     shape-level and delta-level checks. Raises :class:`BaseRefused`, before
-    mlx-lm sees the directory, when the config carries a code hook.
+    mlx-lm sees the directory, when the config carries a code hook. The
+    config is read as the lint reads one: a regular file of bounded size, so a
+    planted FIFO or a link to /dev/zero is an error, not a hang.
     """
-    config = json.loads((source.path / "config.json").read_text(encoding="utf-8"))
+    config = json.loads(read_config_bytes(source.path / "config.json"))
     hooks = code_hooks(config)
     if hooks:
         raise BaseRefused(refusal(source, hooks))
