@@ -20,7 +20,8 @@ from .discover import WEIGHTS_NAME
 from .findings import Finding, Fix, JsonPath
 from .infer import AdapterShape, infer_adapter, infer_num_layers, layer_path
 from .rules import SAFE, UNSAFE
-from .safetensors_header import HeaderError, read_header
+from .lfs import LfsHeaders, NotFetched, read_weights_header
+from .safetensors_header import HeaderError
 
 FINE_TUNE_TYPES = ("lora", "dora", "full")
 #: Weight formats that can execute code or hold pickled objects when loaded.
@@ -117,7 +118,7 @@ def read_base_layers(base_dir: Path) -> tuple[int | None, str | None]:
     return None, None
 
 
-def check_weights(adapter_dir: Path, emit: Emitter, fine_tune_type: Any) -> AdapterShape | None:
+def check_weights(adapter_dir: Path, emit: Emitter, fine_tune_type: Any, lfs: LfsHeaders | None = None) -> AdapterShape | None:
     """Findings about the weights file; the inferred shape when it is readable."""
     try:
         entries = list(os.scandir(adapter_dir))
@@ -132,7 +133,10 @@ def check_weights(adapter_dir: Path, emit: Emitter, fine_tune_type: Any) -> Adap
         emit("AG101", f"`{WEIGHTS_NAME}` is missing next to the config; the adapter cannot be reloaded")
         return None
     try:
-        header = read_header(weights)
+        header = read_weights_header(weights, lfs)
+    except NotFetched as exc:  # a Git LFS pointer is not a corrupt file
+        emit("AG110", exc.message)
+        return None
     except HeaderError as exc:  # every failure, including "cannot open", arrives as one
         emit("AG102", f"`{WEIGHTS_NAME}`: {exc.message}")
         return None

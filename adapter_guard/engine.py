@@ -74,7 +74,7 @@ def lint(path: Path, data: bytes, settings: Settings) -> tuple[list[Finding], js
 
     weights = Emitter(spath)
     adapter_dir = path.parent
-    shape = check_weights(adapter_dir, weights, config.get("fine_tune_type"))
+    shape = check_weights(adapter_dir, weights, config.get("fine_tune_type"), settings.lfs())
     total, source = None, None
     for base in ([settings.base_model] if settings.base_model else []) + [adapter_dir]:
         total, source = read_base_layers(base)
