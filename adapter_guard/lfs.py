@@ -316,11 +316,11 @@ class HeaderFetcher:
     """
 
     def __init__(self, env: Mapping[str, str] | None = None, *, credentials: bool = False,
-                 timeout: float = TIMEOUT_SECONDS, deadline: float = DEADLINE_SECONDS) -> None:
+                 timeout: float | None = None, deadline: float | None = None) -> None:
         self.env = dict(os.environ if env is None else env)
         self.credentials = credentials
-        self.timeout = timeout
-        self.deadline = deadline
+        self.timeout = TIMEOUT_SECONDS if timeout is None else timeout
+        self.deadline = DEADLINE_SECONDS if deadline is None else deadline
         #: Bytes of object data read from download hrefs (the header bytes), for the run.
         self.bytes_received = 0
         self.requests = 0
@@ -415,8 +415,8 @@ class HeaderFetcher:
         if self.env.get("GITHUB_ACTIONS") == "true" and token:
             server = urlsplit(self.env.get("GITHUB_SERVER_URL") or DEFAULT_GITHUB_SERVER)
             target = urlsplit(endpoint.url)
-            # The job's token goes to the GitHub server that issued it, over HTTPS, and nowhere else.
-            if target.scheme == "https" and target.hostname == server.hostname and target.port == server.port:
+            # The job's token goes to the GitHub server that issued it (GITHUB_SERVER_URL) and nowhere else.
+            if (target.scheme, target.hostname, target.port) == (server.scheme, server.hostname, server.port):
                 return _basic(f"x-access-token:{token}")
         return None
 
