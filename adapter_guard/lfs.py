@@ -128,11 +128,16 @@ def read_pointer(path: str | os.PathLike[str]) -> Pointer | None:
 
 
 class FetchError(Exception):
-    """The header could not be fetched; ``message`` says why, in one line."""
+    """The header could not be fetched; ``message`` says why, in one line.
 
-    def __init__(self, message: str) -> None:
+    ``server_wide``: the batch endpoint itself failed (unreachable, timed out,
+    refused), so no other object is asked for in this run either.
+    """
+
+    def __init__(self, message: str, *, server_wide: bool = False) -> None:
         super().__init__(message)
         self.message = message
+        self.server_wide = server_wide
 
 
 # -- where the LFS server is ----------------------------------------------------
@@ -326,6 +331,7 @@ class HeaderFetcher:
         self.requests = 0
         self._endpoints: dict[Path, Endpoint | FetchError] = {}
         self._headers: dict[tuple[str, str], Header | HeaderError | FetchError] = {}
+        self._failed_servers: dict[str, FetchError] = {}
         self._opener = None  # built on the first request
         self._credential_cache: dict[str, str | None] = {}
 
@@ -346,11 +352,17 @@ class HeaderFetcher:
         if root is None:
             raise FetchError("it is not inside a git repository, so there is no LFS server to ask")
         endpoint = self._endpoint(root)
+        if endpoint.url in self._failed_servers:
+            raise self._failed_servers[endpoint.url]
         key = (endpoint.url, pointer.oid)
         if key not in self._headers:
             try:
                 self._headers[key] = self._fetch(endpoint, pointer)
-            except (HeaderError, FetchError) as exc:
+            except FetchError as exc:
+                if exc.server_wide:  # a server that is down is not asked again, and no timeout is waited twice
+                    self._failed_servers[endpoint.url] = exc
+                self._headers[key] = exc
+            except HeaderError as exc:
                 self._headers[key] = exc
         outcome = self._headers[key]
         if isinstance(outcome, Exception):
@@ -405,7 +417,7 @@ class HeaderFetcher:
             if auth is not None:
                 status, payload = self._post_json(url, body, headers, auth)
         if status != 200:
-            raise FetchError(self._batch_status_message(status, url, auth is not None))
+            raise FetchError(self._batch_status_message(status, url, auth is not None), server_wide=True)
         return self._download_action(payload, pointer, url)
 
     def _initial_auth(self, endpoint: Endpoint) -> str | None:
@@ -472,12 +484,15 @@ class HeaderFetcher:
         if auth:
             request.add_header("Authorization", auth)
         started = time.monotonic()
-        response = self._open(request, url)
         try:
-            status = response.status
-            data = self._read_at_most(response, MAX_RESPONSE_BYTES, started, url)
-        finally:
-            response.close()
+            response = self._open(request, url)
+            try:
+                status = response.status
+                data = self._read_at_most(response, MAX_RESPONSE_BYTES, started, url)
+            finally:
+                response.close()
+        except FetchError as exc:
+            raise FetchError(exc.message, server_wide=True) from None
         if status != 200:
             return status, None
         try:
@@ -581,7 +596,7 @@ class HeaderFetcher:
         except urllib.error.HTTPError as exc:
             return exc  # a response too: the caller turns its status into a message
         except (urllib.error.URLError, OSError, HTTPException, ValueError) as exc:
-            raise FetchError(f"cannot reach {_display(url)}: {_reason(exc)}") from None
+            raise FetchError(f"no answer from {_display(url)}: {_reason(exc)}") from None
 
     def _read_at_most(self, response, limit: int, started: float, url: str) -> bytes:
         from http.client import HTTPException
@@ -614,14 +629,17 @@ class _Body:
         self.fetcher, self.response, self.where, self.deadline, self.whole = fetcher, response, where, deadline, whole
 
     def read(self, count: int) -> bytes:
-        from http.client import HTTPException
+        from http.client import HTTPException, IncompleteRead
 
         chunks, size = [], 0
         try:
             while size < count:
                 if time.monotonic() > self.deadline:
                     raise FetchError(f"{self.where} took more than {self.fetcher.deadline:g} s")
-                chunk = self.response.read(min(count - size, 1 << 16))
+                try:
+                    chunk = self.response.read(min(count - size, 1 << 16))
+                except IncompleteRead:  # the server closed before its Content-Length
+                    chunk = b""
                 if not chunk:
                     raise FetchError(f"{self.where} ended after {size} of {count} bytes")
                 chunks.append(chunk)
@@ -672,7 +690,7 @@ def choose(setting: bool | None, *, credentials: bool = False, env: Mapping[str,
     if setting is False:
         return LfsHeaders(None, "header fetching is turned off (--no-lfs-headers or lfs-headers = false)")
     if setting is None and env.get("GITHUB_ACTIONS") != "true":
-        return LfsHeaders(None, "header fetching is off outside GitHub Actions (--lfs-headers reads only the header from the LFS server)")
+        return LfsHeaders(None, "header fetching is off outside GitHub Actions (--lfs-headers turns it on)")
     return LfsHeaders(HeaderFetcher(env, credentials=credentials))
 
 
@@ -707,14 +725,14 @@ def read_weights_header(path: Path, lfs: LfsHeaders | None, display: str | None 
         return lfs.fetcher.header(path, pointer)
     except FetchError as exc:
         raise NotFetched(
-            not_fetched_message(name, pointer, f"its header could not be fetched: {exc.message}", path), pointer
+            not_fetched_message(name, pointer, f"fetching it failed: {exc.message}", path), pointer
         ) from None
 
 
 def not_fetched_message(name: str, pointer: Pointer, reason: str, path: Path) -> str:
     return (
-        f"`{name}` is a Git LFS pointer ({describe(pointer)}), not the weights: {reason}. "
-        f"The checks that need the tensors did not run; fetch the weights with `{fetch_hint(path)}`"
+        f"`{name}` is a Git LFS pointer ({describe(pointer)}) whose header was not read: {reason}. "
+        f"The checks that need the tensors were skipped; fetch the weights with `{fetch_hint(path)}`"
     )
 
 
@@ -732,4 +750,4 @@ def fetch_hint(weights: Path) -> str:
 
 
 def describe(pointer: Pointer) -> str:
-    return f"object sha256:{pointer.oid[:12]}…, {pointer.size:,} bytes"
+    return f"sha256:{pointer.oid[:12]}..., {pointer.size:,} bytes"

@@ -26,7 +26,8 @@ Faults for the tests (attributes, changeable between requests): ``batch_status``
 ``content_range`` (a fixed, wrong Content-Range), ``content_length``,
 ``prefix`` (bytes served in place of the object's first bytes), ``truncate``
 (stop the body after this many bytes), ``stall`` (hold the download until the
-server stops), ``batch_auth`` (the Authorization the batch endpoint demands).
+server stops; ``stall_batch`` for the batch endpoint), ``batch_auth`` (the
+Authorization the batch endpoint demands).
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ class LfsServer:
     def reset(self) -> None:
         """Clear the counters and faults (the objects stay)."""
         self.requests: list[tuple[str, str, str, dict[str, str]]] = []  # (server, method, path, headers)
+        self.batch_bodies: list[dict] = []
         self.sent: dict[str, int] = {}  # object bytes written per oid
         self.batch_status: int | None = None
         self.batch_auth: str | None = None
@@ -86,6 +88,7 @@ class LfsServer:
         self.prefix: bytes | None = None
         self.truncate: int | None = None
         self.stall = False
+        self.stall_batch = False
 
     def add(self, data: bytes) -> str:
         oid = hashlib.sha256(data).hexdigest()
@@ -128,6 +131,11 @@ class LfsServer:
                     request = json.loads(body)
                 except ValueError:
                     return self._json(422, {"message": "bad JSON"})
+                with outer.lock:
+                    outer.batch_bodies.append(request)
+                if outer.stall_batch:
+                    outer.released.wait(60)
+                    return
                 operation = request.get("operation")
                 answers = []
                 for item in request.get("objects", []):
