@@ -16,7 +16,7 @@ import click
 
 from . import __version__
 from .reporters.text import printable
-from .rules import RULES
+from .registry import RULES
 
 FORMATS = ("text", "json", "github", "sarif")
 #: Surrogates other than surrogateescape's U+DC80..U+DCFF (undecodable file-name bytes).
@@ -33,17 +33,14 @@ def _list_rules(ctx: click.Context, _param, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
     for rule in RULES.values():
-        fix = {"safe": "fix", "unsafe": "unsafe fix", "sometimes": "fix (some cases)"}.get(rule.fix or "", "")
-        click.echo(f"{rule.code}  {rule.name:<28} {rule.severity:<8} {fix:<16} {rule.summary}")
+        click.echo(f"{rule.code}  {rule.name:<28} {rule.severity:<8} {rule.fix.label:<28} {rule.summary}")
     ctx.exit(0)
 
 
 def explain(code: str) -> str:
     rule = RULES[code.upper()]
-    fix = {"safe": "Safe fix (--fix).", "unsafe": "Unsafe fix (--unsafe-fixes).",
-           "sometimes": "Fixable when the files prove the value.", None: "Not fixable."}[rule.fix]
     return (
-        f"{rule.code} {rule.name} ({rule.severity})\n\n{rule.summary}.\n\n{rule.explanation}\n\n{fix}\n"
+        f"{rule.code} {rule.name} ({rule.severity})\n\n{rule.summary}.\n\n{rule.explanation}\n\n{rule.fix.sentence}\n"
         f"Docs: {rule.url}\n"
     )
 

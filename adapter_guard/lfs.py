@@ -45,9 +45,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from . import __version__
-from .safetensors_header import (
-    LENGTH_BYTES, Header, HeaderError, check_file_size, header_length, parse_header, read_header,
-)
+from .safetensors_header import LENGTH_BYTES, Header, HeaderError, check_file_size, header_length, parse_header
 
 #: The most a pointer file can be (git-lfs reads no more than this to decide).
 POINTER_MAX_BYTES = 1024
@@ -703,30 +701,19 @@ class NotFetched(Exception):
         self.pointer = pointer
 
 
-def read_weights_header(path: Path, lfs: LfsHeaders | None, display: str | None = None) -> Header:
-    """The header of the weights file at ``path``, local or behind a Git LFS pointer.
+def pointer_header(path: Path, pointer: Pointer, lfs: LfsHeaders | None) -> Header:
+    """The header of the object behind the pointer file at ``path``, fetched when ``lfs`` allows.
 
-    The local read comes first, so a real file costs nothing extra; only a file
-    that fails it is looked at as a pointer. Raises :class:`HeaderError` for a
-    bad file or a bad object (the local reader's messages), and
-    :class:`NotFetched` for a pointer whose header could not be or was not read.
+    Raises :class:`HeaderError` for a bad object (the local reader's messages)
+    and :class:`NotFetched` when the header was not or could not be read.
     """
-    try:
-        return read_header(path)
-    except HeaderError:
-        pointer = read_pointer(path)
-        if pointer is None:
-            raise
-    name = display or path.name
     if lfs is None or lfs.fetcher is None:
         reason = lfs.off_reason if lfs is not None else "header fetching is off"
-        raise NotFetched(not_fetched_message(name, pointer, reason, path), pointer)
+        raise NotFetched(not_fetched_message(path.name, pointer, reason, path), pointer)
     try:
         return lfs.fetcher.header(path, pointer)
     except FetchError as exc:
-        raise NotFetched(
-            not_fetched_message(name, pointer, f"fetching it failed: {exc.message}", path), pointer
-        ) from None
+        raise NotFetched(not_fetched_message(path.name, pointer, f"fetching it failed: {exc.message}", path), pointer) from None
 
 
 def not_fetched_message(name: str, pointer: Pointer, reason: str, path: Path) -> str:

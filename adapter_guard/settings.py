@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .lfs import LfsHeaders, choose
-from .rules import enabled_codes, unknown_selectors
+from .registry import enabled_codes, unknown_selectors
 
 CONFIG_KEYS = {
     "select", "ignore", "exclude", "extend-exclude", "unsafe-fixes", "base-model", "fail-on",

@@ -17,7 +17,7 @@ import pytest
 
 from adapter_guard.findings import FileResult
 from adapter_guard.reporters.sarif import render
-from adapter_guard.rules import RULES
+from adapter_guard.registry import RULES
 
 from github_results import finding
 

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from .. import __version__
 from ..findings import FileResult, Finding
-from ..rules import RULES, Rule
+from ..registry import RULES, Rule
 from .github import is_file_path, report_path
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -28,8 +28,7 @@ _RULE_INDEX = {code: i for i, code in enumerate(RULES)}
 
 
 def _rule_descriptor(rule: Rule) -> dict[str, Any]:
-    fix = {"safe": "Safe fix: `adapter-guard --fix`.", "unsafe": "Unsafe fix: `adapter-guard --unsafe-fixes`.",
-           "sometimes": "Fixable with `--fix` when the files prove the value."}.get(rule.fix or "", "Not fixable.")
+    fix = rule.fix.sentence
     return {
         "id": rule.code,
         "name": rule.name,
@@ -41,7 +40,10 @@ def _rule_descriptor(rule: Rule) -> dict[str, Any]:
         },
         "helpUri": rule.url,
         "defaultConfiguration": {"level": _LEVEL[rule.severity]},
-        "properties": {"fix": rule.fix or "none"},
+        "properties": {
+            "fixAvailability": rule.fix.availability.value,
+            "fixApplicabilities": [a.value for a in rule.fix.ordered],
+        },
     }
 
 
@@ -70,7 +72,7 @@ def _result(finding: Finding) -> dict[str, Any]:
         ],
         "properties": {
             "fixable": finding.fixable,
-            "fixApplicability": finding.fix.applicability if finding.fix else None,
+            "fixApplicability": finding.fix.applicability.value if finding.fix else None,
         },
     }
 

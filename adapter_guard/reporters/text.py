@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from ..findings import FileResult
-from ..rules import SAFE
+from ..registry import SAFE
 
 # Everything str.splitlines() or a terminal treats as a line break or a control
 # sequence (C0, DEL, C1, U+2028/9), and the lone surrogates that stand for

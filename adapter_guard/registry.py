@@ -19,16 +19,103 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import Enum
 
 ERROR = "error"
 WARNING = "warning"
 #: Informational: reported, but never fails the run on its own.
 INFO = "info"
 
-SAFE = "safe"
-UNSAFE = "unsafe"
-
 DOCS_URL = "https://github.com/adapter-guard/adapter-guard/blob/main/docs/rules.md"
+
+
+class Applicability(str, Enum):
+    """How sure a fix is, as in ruff: which flag applies it."""
+
+    #: Applied by ``--fix``: the files prove the value.
+    SAFE = "safe"
+    #: Applied only by ``--unsafe-fixes``: it replaces an explicit value or relies on a convention.
+    UNSAFE = "unsafe"
+    #: Shown in the diff and the report, never applied.
+    DISPLAY_ONLY = "display-only"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Availability(str, Enum):
+    """Whether a rule's findings carry a fix."""
+
+    ALWAYS = "always"
+    #: Only when the files prove the value; otherwise the finding says what is missing.
+    SOMETIMES = "sometimes"
+    NEVER = "never"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+SAFE = Applicability.SAFE
+UNSAFE = Applicability.UNSAFE
+DISPLAY_ONLY = Applicability.DISPLAY_ONLY
+
+
+@dataclass(frozen=True)
+class Fixability:
+    """What a rule declares about its fixes: how often one comes, and how sure each may be.
+
+    tests/test_fix_declarations.py runs the fixture corpus and checks every emitted fix against it.
+    """
+
+    availability: Availability
+    applicabilities: frozenset[Applicability] = frozenset()
+
+    def __post_init__(self) -> None:
+        if (self.availability is Availability.NEVER) != (not self.applicabilities):
+            raise ValueError(f"a fix that is {self.availability} cannot have applicabilities {set(self.applicabilities)}")
+
+    def allows(self, applicability: Applicability) -> bool:
+        return applicability in self.applicabilities
+
+    @property
+    def ordered(self) -> tuple[Applicability, ...]:
+        """The applicabilities in declaration order (safe, unsafe, display-only)."""
+        return tuple(a for a in Applicability if a in self.applicabilities)
+
+    @property
+    def label(self) -> str:
+        """A short label for tables: "safe", "unsafe", "safe or unsafe, when proven", ""."""
+        if self.availability is Availability.NEVER:
+            return ""
+        kinds = " or ".join(a.value for a in self.ordered)
+        return kinds if self.availability is Availability.ALWAYS else f"{kinds}, when proven"
+
+    @property
+    def sentence(self) -> str:
+        """How a user gets the fix, for --explain and SARIF help."""
+        if self.availability is Availability.NEVER:
+            return "Not fixable."
+        ways = []
+        if SAFE in self.applicabilities:
+            ways.append("a safe fix (`--fix`)")
+        if UNSAFE in self.applicabilities:
+            ways.append("an unsafe fix (`--unsafe-fixes`)")
+        if DISPLAY_ONLY in self.applicabilities:
+            ways.append("a suggested edit, shown and never applied")
+        what = " or ".join(ways)
+        if self.availability is Availability.ALWAYS:
+            return f"Always has {what}."
+        return f"Has {what} when the files prove the value."
+
+
+def fixability(availability: Availability, *applicabilities: Applicability) -> Fixability:
+    return Fixability(availability, frozenset(applicabilities))
+
+
+NOT_FIXABLE = Fixability(Availability.NEVER)
+ALWAYS_SAFE = fixability(Availability.ALWAYS, SAFE)
+ALWAYS_UNSAFE = fixability(Availability.ALWAYS, UNSAFE)
+SOMETIMES_SAFE = fixability(Availability.SOMETIMES, SAFE)
 
 
 @dataclass(frozen=True)
@@ -38,8 +125,7 @@ class Rule:
     severity: str
     summary: str
     explanation: str
-    #: None (never fixable), SAFE, UNSAFE, or "sometimes" (depends on the file).
-    fix: str | None = None
+    fix: Fixability = NOT_FIXABLE
 
     @property
     def url(self) -> str:
@@ -160,14 +246,14 @@ RULES: dict[str, Rule] = _rules(
         "`load_adapters` reads `config.lora_parameters` for LoRA and DoRA. "
         "The fix adds an empty object; the rank, scale and dropout rules then "
         "fill what the files prove.",
-        fix=SAFE,
+        fix=ALWAYS_SAFE,
     ),
     Rule(
         "AG202", "missing-rank", ERROR,
         "lora_parameters.rank is missing",
         "mlx-lm reads `lora_parameters[\"rank\"]`, so a missing key is a "
         "KeyError. The safe fix writes the rank read from the tensor shapes.",
-        fix="sometimes",
+        fix=SOMETIMES_SAFE,
     ),
     Rule(
         "AG203", "rank-mismatch", ERROR,
@@ -175,7 +261,7 @@ RULES: dict[str, Rule] = _rules(
         "Stock mlx-lm would build modules of the configured rank and then "
         "refuse the tensors. `--unsafe-fixes` replaces the value with the "
         "inferred rank.",
-        fix=UNSAFE,
+        fix=ALWAYS_UNSAFE,
     ),
     Rule(
         "AG204", "missing-scale", ERROR,
@@ -186,7 +272,7 @@ RULES: dict[str, Rule] = _rules(
         "writes alpha / rank, the PEFT convention, which may not be what the "
         "trainer used. Otherwise set it by hand to the value used in training. "
         "adapter-guard never writes a default scale.",
-        fix="sometimes",
+        fix=fixability(Availability.SOMETIMES, SAFE, UNSAFE),
     ),
     Rule(
         "AG205", "missing-dropout", ERROR,
@@ -194,7 +280,7 @@ RULES: dict[str, Rule] = _rules(
         "mlx-lm requires the key. A top-level `dropout` mirror is copied; "
         "without one the fix writes 0.0, the one default adapter-guard allows, "
         "because dropout has no effect at inference.",
-        fix=SAFE,
+        fix=ALWAYS_SAFE,
     ),
     # -- AG3xx: num_layers, fine_tune_type ---------------------------------------
     Rule(
@@ -205,7 +291,7 @@ RULES: dict[str, Rule] = _rules(
         "or the keys are full module paths, or the suffix length when the base "
         "model's `num_hidden_layers` is known (a `config.json` beside the "
         "adapter, or `--base-model`). Otherwise it cannot be proven.",
-        fix="sometimes",
+        fix=SOMETIMES_SAFE,
     ),
     Rule(
         "AG302", "num-layers-too-small", ERROR,
@@ -224,7 +310,7 @@ RULES: dict[str, Rule] = _rules(
         "fine_tune_type is missing",
         "mlx-lm defaults to `lora`. The fix writes `lora`, or `dora` when "
         "`m` tensors are present (a DoRA adapter read as LoRA fails to load).",
-        fix=SAFE,
+        fix=ALWAYS_SAFE,
     ),
     Rule(
         "AG305", "fine-tune-type-mismatch", ERROR,
@@ -240,8 +326,9 @@ RULES: dict[str, Rule] = _rules(
         "embedding modules inside the transformer layers. Modules outside them "
         "(e.g. `model.embed_tokens`, `lm_head`) need explicit keys. The safe "
         "fix writes keys inferred from the tensors: layer-relative names plus "
-        "full paths for modules outside the layers.",
-        fix=SAFE,
+        "full paths for modules outside the layers. With `unsloth_mlx_lora_module_paths` "
+        "(explicit topology) no keys are written: add them by hand.",
+        fix=SOMETIMES_SAFE,
     ),
     Rule(
         "AG402", "keys-do-not-cover-tensors", ERROR,
