@@ -24,6 +24,7 @@ import numpy as np
 from safetensors.numpy import save_file
 
 import builders
+import peft_writers
 
 
 def git_env(home: Path) -> dict[str, str]:
@@ -61,7 +62,7 @@ def edit_config(adapter_dir: Path, change) -> None:
 
 
 def write_adapters(root: Path) -> dict[str, Path]:
-    """Real mlx-lm adapters, some with findings, one with a broken header, one large."""
+    """Real mlx-lm adapters (some with findings, one with a broken header, one large) and a real PEFT one."""
     adapters = root / "adapters"
     built = {
         "attention": builders.llama_attention_adapter(adapters / "attention").adapter_dir,
@@ -96,6 +97,8 @@ def write_adapters(root: Path) -> dict[str, Path]:
     shutil.copy(built["attention"] / "adapter_config.json", big / "adapter_config.json")
     edit_config(big, lambda c: c["lora_parameters"].update(rank=1024, keys=["self_attn.q_proj"]))
     built["big"] = big
+    # A PEFT adapter, written by peft's save_pretrained: adapter_model.safetensors.
+    built["peft"] = peft_writers.build_sample("plain_qv", adapters / "peft").adapter_dir
     return built
 
 

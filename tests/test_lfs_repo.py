@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from adapter_guard import lfs
+from adapter_guard import lfs, readers
 from adapter_guard.cli import main
 from adapter_guard.safetensors_header import read_header
 from lfs_repo import make_lfs_repos
@@ -61,8 +61,13 @@ def lint(root: Path, capsys, monkeypatch, *args: str) -> tuple[int, list[tuple[s
     return code, [(f["code"], f["path"], f["message"]) for f in json.loads(out)]
 
 
+def mlx_adapters(repos) -> list[str]:
+    return [a for a in repos.adapters if (repos.source / a / "adapters.safetensors").exists()]
+
+
 def weights(root: Path, adapter: str) -> Path:
-    return root / adapter / "adapters.safetensors"
+    [path] = (root / adapter).glob("*.safetensors")  # adapters.safetensors, or PEFT's adapter_model.safetensors
+    return path
 
 
 def test_the_clones_are_what_git_lfs_made(repos):
@@ -84,13 +89,16 @@ def test_pointer_clone_findings_equal_the_full_checkout(repos, server, capsys, m
     code, fetched = lint(repos.pointers, capsys, monkeypatch, "--lfs-headers")
     assert fetched == full
     assert code == full_code == 1
-    assert {c for c, _, _ in full} == {"AG203", "AG301", "AG102"}
+    assert {"AG203", "AG301", "AG102"} <= {c for c, _, _ in full}
+    assert "AG110" not in {c for c, _, _ in full}
 
 
 def test_only_the_header_bytes_are_transferred(repos, server, capsys, monkeypatch):
     lint(repos.pointers, capsys, monkeypatch, "--lfs-headers")
     for adapter in repos.adapters:
         local = weights(repos.source, adapter)
+        if local.name != "adapters.safetensors":
+            continue  # only mlx-lm weights are linted today
         oid = hashlib.sha256(local.read_bytes()).hexdigest()
         header_bytes = 8 + int.from_bytes(local.read_bytes()[:8], "little")
         assert server.sent[oid] == header_bytes, adapter
@@ -102,7 +110,7 @@ def test_only_the_header_bytes_are_transferred(repos, server, capsys, monkeypatc
 
 def test_each_object_is_asked_for_once_per_run(repos, server, capsys, monkeypatch):
     lint(repos.pointers, capsys, monkeypatch, "--lfs-headers")
-    # attention and attention-copy share one object: six adapters, five objects
+    # attention and attention-copy share one object; the PEFT adapter's weights are not read by the mlx-lm rules
     assert len(server.batch_bodies) == 5
     oids = [o["oid"] for body in server.batch_bodies for o in body["objects"]]
     assert len(set(oids)) == 5
@@ -127,9 +135,10 @@ def test_the_job_token_goes_only_to_the_github_server(repos, server, capsys, mon
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     monkeypatch.setenv("GITHUB_TOKEN", "ghs_jobtoken")
     monkeypatch.setenv("GITHUB_SERVER_URL", "https://github.com")
-    code, found = lint(repos.pointers, capsys, monkeypatch)
-    assert {c for c, _, _ in found} == {"AG203", "AG301", "AG102"}  # a public LFS server needs no token
-    assert all("Authorization" not in h for h in server.batch_requests())
+    _, full = lint(repos.full, capsys, monkeypatch)
+    _, found = lint(repos.pointers, capsys, monkeypatch)
+    assert found == full  # this LFS server needs no token
+    assert server.batch_requests() and all("Authorization" not in h for h in server.batch_requests())
 
 
 def test_off_by_default_outside_actions_with_a_warning_and_the_config_checks(repos, server, capsys, monkeypatch):
@@ -137,7 +146,7 @@ def test_off_by_default_outside_actions_with_a_warning_and_the_config_checks(rep
     assert server.requests == []
     assert code == 1
     pointers = [f for f in found if f[0] == "AG110"]
-    assert len(pointers) == len(repos.adapters)
+    assert len(pointers) == len(mlx_adapters(repos))
     assert "AG102" not in {c for c, _, _ in found}  # a pointer is never a corrupt file
     message = next(m for c, p, m in pointers if p == "adapters/dora/adapter_config.json")
     assert "Git LFS pointer" in message and "--lfs-headers" in message
@@ -161,17 +170,42 @@ def test_turned_off_even_in_actions(args, offline, reason, repos, server, capsys
     code, found = lint(repos.pointers, capsys, monkeypatch, *args)
     assert server.requests == []
     warnings = [m for c, _, m in found if c == "AG110"]
-    assert len(warnings) == len(repos.adapters)
+    assert len(warnings) == len(mlx_adapters(repos))
     assert all(reason in m for m in warnings)
 
 
 def test_pyproject_turns_it_on(repos, server, capsys, monkeypatch, tmp_path):
     (repos.pointers / "pyproject.toml").write_text("[tool.adapter-guard]\nlfs-headers = true\n")
     try:
-        code, found = lint(repos.pointers, capsys, monkeypatch)
+        _, found = lint(repos.pointers, capsys, monkeypatch)
     finally:
         (repos.pointers / "pyproject.toml").unlink()
-    assert {c for c, _, _ in found} == {"AG203", "AG301", "AG102"}
+    assert found == lint(repos.full, capsys, monkeypatch)[1]
+
+
+def test_every_weights_file_is_read_through_its_pointer(repos, server):
+    """The one weights-header reader: the same header for every format's file name, PEFT's included."""
+    fetch = lfs.choose(True, env={})
+    names = set()
+    for adapter in repos.adapters:
+        if adapter.endswith("broken"):
+            continue
+        local, pointer = weights(repos.full, adapter), weights(repos.pointers, adapter)
+        assert readers.read_weights_header(pointer, fetch) == read_header(local)
+        names.add(local.name)
+    assert names == {"adapters.safetensors", "adapter_model.safetensors"}
+
+
+def test_a_pointer_is_never_a_corrupt_file_for_any_weights_name(repos, server):
+    off = lfs.choose(None, env={})
+    files = readers.read_adapter_files(
+        repos.pointers / "adapters" / "peft", ("adapter_model.safetensors",), lfs_headers=off
+    )
+    read = files.weights["adapter_model.safetensors"]
+    assert read.error is None and read.shapes is None
+    assert read.not_fetched.startswith("`adapter_model.safetensors` is a Git LFS pointer")
+    assert 'git lfs pull --include="adapters/peft/adapter_model.safetensors"' in read.not_fetched
+    assert server.requests == []
 
 
 def test_a_server_that_ignores_range_is_read_for_the_header_and_closed(repos, server, capsys, monkeypatch):
