@@ -2,7 +2,7 @@
 
     python bench/lfs_bench.py [--repeat 5] [--adapters 100]
 
-Needs git-lfs (``apt-get install git-lfs``). It builds, under ``bench/.corpus-lfs``:
+Needs git-lfs (``apt-get install git-lfs``). It builds, under ``bench/.corpus/lfs``:
 
 - ``full/``: N adapters written like ``bench/run.py``'s (256 tensors, an
   ``mlx_lm.lora`` config), each with 4 MiB of tensor data and its own LFS object, in a git repository
@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-CORPUS = HERE / ".corpus-lfs"
+CORPUS = HERE / ".corpus" / "lfs"  # rebuilt on every run
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
