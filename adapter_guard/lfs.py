@@ -381,8 +381,8 @@ class HeaderFetcher:
         return found
 
     def _fetch(self, endpoint: Endpoint, pointer: Pointer) -> Header:
-        download = self._batch(endpoint, pointer)
-        deadline = time.monotonic() + self.deadline
+        deadline = time.monotonic() + self.deadline  # for the whole object: batch answer and header reads
+        download = self._batch(endpoint, pointer, deadline)
         body = self._get_range(download, pointer, 0, LENGTH_BYTES, deadline)
         try:
             size = header_length(body.read(LENGTH_BYTES), pointer.size)
@@ -398,7 +398,7 @@ class HeaderFetcher:
         finally:
             body.close()
 
-    def _batch(self, endpoint: Endpoint, pointer: Pointer) -> _Download:
+    def _batch(self, endpoint: Endpoint, pointer: Pointer, deadline: float) -> _Download:
         import json
 
         url = endpoint.url + "/objects/batch"
@@ -409,11 +409,11 @@ class HeaderFetcher:
         }).encode("utf-8")
         headers = {"Accept": LFS_MEDIA_TYPE, "Content-Type": LFS_MEDIA_TYPE}
         auth = self._initial_auth(endpoint)
-        status, payload = self._post_json(url, body, headers, auth)
+        status, payload = self._post_json(url, body, headers, auth, deadline)
         if status == 401 and auth is None:
             auth = self._helper_auth(url)
             if auth is not None:
-                status, payload = self._post_json(url, body, headers, auth)
+                status, payload = self._post_json(url, body, headers, auth, deadline)
         if status != 200:
             raise FetchError(self._batch_status_message(status, url, auth is not None), server_wide=True)
         return self._download_action(payload, pointer, url)
@@ -473,7 +473,9 @@ class HeaderFetcher:
             return f"{where} answered HTTP 404: no such repository, or no access to it"
         return f"{where} answered HTTP {status}"
 
-    def _post_json(self, url: str, body: bytes, headers: dict[str, str], auth: str | None) -> tuple[int, object]:
+    def _post_json(
+        self, url: str, body: bytes, headers: dict[str, str], auth: str | None, deadline: float
+    ) -> tuple[int, object]:
         import json
         import urllib.request
 
@@ -481,12 +483,11 @@ class HeaderFetcher:
         request.add_header("User-Agent", f"adapter-guard/{__version__}")
         if auth:
             request.add_header("Authorization", auth)
-        started = time.monotonic()
         try:
             response = self._open(request, url)
             try:
                 status = response.status
-                data = self._read_at_most(response, MAX_RESPONSE_BYTES, started, url)
+                data = self._read_at_most(response, MAX_RESPONSE_BYTES, deadline, url)
             finally:
                 response.close()
         except FetchError as exc:
@@ -596,13 +597,13 @@ class HeaderFetcher:
         except (urllib.error.URLError, OSError, HTTPException, ValueError) as exc:
             raise FetchError(f"no answer from {_display(url)}: {_reason(exc)}") from None
 
-    def _read_at_most(self, response, limit: int, started: float, url: str) -> bytes:
+    def _read_at_most(self, response, limit: int, deadline: float, url: str) -> bytes:
         from http.client import HTTPException
 
         chunks, size = [], 0
         try:
             while True:
-                if time.monotonic() - started > self.deadline:
+                if time.monotonic() > deadline:
                     raise FetchError(f"the LFS server ({_display(url)}) took more than {self.deadline:g} s")
                 chunk = response.read(1 << 16)
                 if not chunk:

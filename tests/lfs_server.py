@@ -27,7 +27,7 @@ Faults for the tests (attributes, changeable between requests): ``batch_status``
 ``prefix`` (bytes served in place of the object's first bytes), ``truncate``
 (stop the body after this many bytes), ``stall`` (hold the download until the
 server stops; ``stall_batch`` for the batch endpoint), ``batch_auth`` (the
-Authorization the batch endpoint demands).
+Authorization the batch endpoint demands), ``drip`` (seconds between the body's bytes).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MEDIA_TYPE = "application/vnd.git-lfs+json"
@@ -89,6 +90,7 @@ class LfsServer:
         self.truncate: int | None = None
         self.stall = False
         self.stall_batch = False
+        self.drip: float | None = None
 
     def add(self, data: bytes) -> str:
         oid = hashlib.sha256(data).hexdigest()
@@ -235,8 +237,11 @@ class LfsServer:
                 self.end_headers()
                 if outer.truncate is not None:
                     body = body[: outer.truncate]
-                for start in range(0, len(body), 1 << 16):
-                    chunk = body[start:start + (1 << 16)]
+                step = 1 if outer.drip else 1 << 16
+                for start in range(0, len(body), step):
+                    chunk = body[start:start + step]
+                    if outer.drip:
+                        time.sleep(outer.drip)
                     try:
                         self.wfile.write(chunk)
                         self.wfile.flush()

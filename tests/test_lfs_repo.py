@@ -309,3 +309,15 @@ def test_a_server_that_never_answers_times_out(stall, repos, server, capsys, mon
     assert code == "AG110"
     assert "timed out" in message
     assert elapsed < 5
+
+
+def test_a_server_that_drips_bytes_is_cut_off_by_the_deadline(repos, server, capsys, monkeypatch):
+    # Each byte arrives before the read timeout, so only the per-object deadline can stop it.
+    monkeypatch.setattr(lfs, "TIMEOUT_SECONDS", 1.0)
+    monkeypatch.setattr(lfs, "DEADLINE_SECONDS", 1.0)
+    server.drip = 0.3
+    found, elapsed = _dora_findings(repos, capsys, monkeypatch)
+    code, message = _the_weights_finding(found)
+    assert code == "AG110"
+    assert "took more than 1 s" in message
+    assert elapsed < 5
