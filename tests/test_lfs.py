@@ -11,6 +11,7 @@ import base64
 import hashlib
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -287,3 +288,39 @@ def test_an_unreachable_server_is_asked_once_per_run(env, repo, tmp_path):
         with pytest.raises(lfs.FetchError, match="no answer from"):
             fetcher.header(repo / "adapters.safetensors", lfs.Pointer(SPEC_OID[:-3] + f"{size:03d}", size))
     assert fetcher.requests == 1
+
+
+# -- costs nothing when there is no pointer ------------------------------------------------------
+
+
+def test_without_pointers_no_http_module_is_loaded(tmp_path):
+    save_file({"model.layers.0.self_attn.q_proj.lora_a": np.ones((8, 4), np.float32),
+               "model.layers.0.self_attn.q_proj.lora_b": np.ones((4, 8), np.float32)},
+              str(tmp_path / "adapters.safetensors"))
+    (tmp_path / "adapter_config.json").write_text('{"fine_tune_type": "lora", "num_layers": -1}')
+    code = (
+        "import sys\n"
+        "from adapter_guard.cli import main\n"
+        f"main([{str(tmp_path)!r}, '--lfs-headers', '--output-format', 'json'])\n"
+        "print(sorted(m for m in ('urllib.request', 'http.client', 'ssl') if m in sys.modules),"
+        " file=sys.stderr)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.stderr.strip().splitlines()[-1] == "[]"
+
+
+# -- redirects ----------------------------------------------------------------------------------
+
+
+def test_a_download_redirect_to_another_host_drops_the_authorization():
+    import urllib.request
+
+    opener = lfs._opener()
+    [handler] = [h for h in opener.handlers if isinstance(h, urllib.request.HTTPRedirectHandler)]
+    request = urllib.request.Request("https://lfs.example/o", headers={"Authorization": "RemoteAuth x", "X-Other": "1"})
+    elsewhere = handler.redirect_request(request, None, 302, "Found", {}, "https://cdn.example/o")
+    assert not elsewhere.has_header("Authorization") and elsewhere.get_header("X-other") == "1"
+    same_host = handler.redirect_request(request, None, 302, "Found", {}, "https://lfs.example/p")
+    assert same_host.get_header("Authorization") == "RemoteAuth x"
+    batch = urllib.request.Request("https://lfs.example/b", data=b"{}", method="POST")
+    assert handler.redirect_request(batch, None, 307, "Temporary Redirect", {}, "https://other.example/b") is None
