@@ -82,7 +82,7 @@ def _explain(ctx: click.Context, _param, value: str | None) -> None:
               help="List every rule and exit.")
 @click.option("--explain", metavar="CODE", expose_value=False, is_eager=True, callback=_explain,
               help="Explain one rule and exit.")
-@click.option("-v", "--verbose", is_flag=True, help="Show tracebacks for internal errors.")
+@click.option("-v", "--verbose", is_flag=True, help="Show each adapter's detected format, and tracebacks for internal errors.")
 @click.version_option(__version__, "-V", "--version", prog_name="adapter-guard")
 def cli(paths, select, ignore, exclude, github_comment, all_paths, **options) -> None:
     """Lint and fix MLX LoRA adapter_config.json files against their safetensors headers."""
@@ -140,7 +140,7 @@ def _run(settings, github_comment: bool, all_paths: bool) -> int:
         for result in results:
             if result.diff:
                 _write(result.diff, err=not text)
-    _write(render(settings.output_format, results, fix_mode=settings.fix), err=settings.diff and text)
+    _write(render(settings.output_format, results, fix_mode=settings.fix, verbose=settings.verbose), err=settings.diff and text)
     if os.environ.get("GITHUB_ACTIONS") == "true":
         from .github.action import report_to_actions
 

@@ -14,9 +14,9 @@ from . import jsondoc
 from .atomic import atomic_write
 from .discover import discover
 from .findings import FileResult, Finding
-from .formats import mlx_lm
-from .formats.shared import Emitter, Inputs, base_layer_count, parse_config
-from .readers import AdapterFiles, read_adapter_files, read_base_config, read_config_bytes
+from .formats import lint_config, lint_lone_weights
+from .formats.shared import base_layer_count, parse_config
+from .readers import WEIGHTS_NAMES, AdapterFiles, read_adapter_files, read_base_config, read_config_bytes
 from .registry import ERROR, INFO, SAFE, UNSAFE, WARNING, Applicability
 from .settings import Settings
 
@@ -60,7 +60,8 @@ class AdapterRead:
     """What one adapter directory holds besides the config, read once per config."""
 
     files: AdapterFiles
-    #: The base model's layer count and the config.json it came from, when one is known.
+    #: The base model's config.json (the first that gives a layer count), when one is known.
+    base: dict | None = None
     total_layers: int | None = None
     base_source: str | None = None
 
@@ -71,29 +72,27 @@ def read_adapter(path: Path, settings: Settings) -> AdapterRead:
         base = read_base_config(base_dir)
         total = base_layer_count(base.config) if base is not None else None
         if total is not None:
-            return AdapterRead(read_adapter_files(adapter_dir, lfs_headers=settings.lfs()), total, base.source)
+            return AdapterRead(read_adapter_files(adapter_dir, lfs_headers=settings.lfs()), base.config, total, base.source)
     return AdapterRead(read_adapter_files(adapter_dir, lfs_headers=settings.lfs()))
 
 
 def lint(
     path: Path, data: bytes, settings: Settings, read: AdapterRead | None = None
-) -> tuple[list[Finding], jsondoc.Document | None]:
-    """All lint findings for one config's bytes, plus the parsed document.
+) -> tuple[list[Finding], jsondoc.Document | None, str | None]:
+    """All lint findings for one config's bytes, the parsed document, and the adapter's format.
 
     ``read`` is what ``read_adapter`` found; given, the directory is not read again.
     """
     spath = str(path)
     findings, doc = parse_config(data, spath)
     if doc is None or not isinstance(doc.value, dict):
-        return findings, doc
-    config = doc.value
+        return findings, doc, None
     if read is None:
         read = read_adapter(path, settings)
-    weights = Emitter(spath)
-    shape = mlx_lm.weights_rules(read.files, weights, config.get("fine_tune_type"))
-    findings += weights.findings
-    findings += mlx_lm.run_rules(Inputs(config, shape, read.total_layers, read.base_source), spath)
-    return findings, doc
+    detection, found = lint_config(
+        doc.value, read.files, spath, base=read.base, total_layers=read.total_layers, base_source=read.base_source
+    )
+    return findings + found, doc, detection.format.value
 
 
 def plan_fixes(findings: list[Finding], doc: jsondoc.Document, unsafe: bool) -> tuple[str, list[Finding]]:
@@ -137,7 +136,7 @@ def fix_until_stable(
         if not done or text == doc.text:
             break
         applied += done
-        findings, new_doc = lint(path, text.encode("utf-8"), settings, read)
+        findings, new_doc, _ = lint(path, text.encode("utf-8"), settings, read)
         findings = [f for f in findings if f.code in enabled]
         if new_doc is None:  # cannot happen: every edit is re-parsed before it is kept
             break
@@ -147,6 +146,8 @@ def fix_until_stable(
 
 def process(path: Path, settings: Settings) -> FileResult:
     """Lint one config, plan or apply its fixes, and return the result."""
+    if path.name in WEIGHTS_NAMES and not path.is_dir():
+        return _process_lone_weights(path, settings)
     result = FileResult(str(path))
     data = _read_config(path, result, settings)
     enabled = settings.enabled
@@ -155,7 +156,7 @@ def process(path: Path, settings: Settings) -> FileResult:
     if data is None:
         return result
     read = read_adapter(path, settings)
-    findings, doc = lint(path, data, settings, read)
+    findings, doc, result.format = lint(path, data, settings, read)
     findings = [f for f in findings if f.code in enabled]
     if linked_outside:
         # Never written through, so not fixable; and no diff, which would print a
@@ -197,6 +198,15 @@ def process(path: Path, settings: Settings) -> FileResult:
         for finding in result.findings:
             if finding.line is None:
                 finding.line = _line(doc, finding)
+    return result
+
+
+def _process_lone_weights(path: Path, settings: Settings) -> FileResult:
+    """A weights file discovery found with no adapter_config.json beside it."""
+    result = FileResult(str(path))
+    detection, findings = lint_lone_weights(read_adapter_files(path.parent), str(path), path.name)
+    result.format = detection.format.value
+    result.findings = [f for f in findings if f.code in settings.enabled]
     return result
 
 

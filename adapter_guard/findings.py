@@ -82,3 +82,6 @@ class FileResult:
     notes: list[str] = field(default_factory=list)
     #: The deep checks that actually ran on this adapter ("smoke", "gpt-oss").
     checks: set[str] = field(default_factory=set)
+    #: The adapter's format as detected ("mlx-lm", "peft-lora", ...; see formats.detect), None when
+    #: the config could not be read or parsed.
+    format: str | None = None

@@ -26,6 +26,15 @@ from .safetensors_header import Header, HeaderError, read_header
 MAX_CONFIG_BYTES = 1024 * 1024
 #: The weights file mlx-lm (and everything that writes its layout) loads.
 MLX_WEIGHTS = "adapters.safetensors"
+#: PEFT's weights file, and its pickled fallback (``safe_serialization=False``).
+PEFT_WEIGHTS = "adapter_model.safetensors"
+PEFT_BIN_WEIGHTS = "adapter_model.bin"
+#: mlx-examples ``lora/`` and mlx-lm before 0.6 (an ``mx.savez`` archive; never loaded here).
+NPZ_WEIGHTS = "adapters.npz"
+#: Every weights file an adapter directory can be recognised by, in the order discovery prefers.
+WEIGHTS_NAMES = (MLX_WEIGHTS, PEFT_WEIGHTS, PEFT_BIN_WEIGHTS, NPZ_WEIGHTS)
+#: The safetensors files whose header is read.
+SAFETENSORS_WEIGHTS = (MLX_WEIGHTS, PEFT_WEIGHTS)
 
 
 def read_config_bytes(path: Path, limit: int = MAX_CONFIG_BYTES) -> bytes:
@@ -91,7 +100,7 @@ class AdapterFiles:
 
 
 def read_adapter_files(
-    adapter_dir: Path, weights_names: tuple[str, ...] = (MLX_WEIGHTS,), lfs_headers: lfs.LfsHeaders | None = None
+    adapter_dir: Path, weights_names: tuple[str, ...] = SAFETENSORS_WEIGHTS, lfs_headers: lfs.LfsHeaders | None = None
 ) -> AdapterFiles:
     """List ``adapter_dir`` and read the header of each of ``weights_names`` that is present."""
     try:

@@ -13,6 +13,12 @@ Codes are grouped by hundreds, so ``--select AG1`` picks a whole family:
 - AG4xx  topology (``keys``, module paths) and top-level mirrors
 - AG5xx  the MLX reload smoke test (``--smoke``)
 - AG6xx  the gpt-oss attention regression (``--gpt-oss``)
+- AG7xx  Hugging Face PEFT LoRA adapters, in PEFT's words (``r``, ``target_modules``)
+- AG8xx  mlx-vlm, mlx-lm before 0.19, ``adapters.npz`` and converted adapters
+
+AG1xx-AG4xx speak mlx-lm's words and run on mlx-lm adapters (unsloth's MLX
+adapters included); each other format gets its own family, so a fix never
+writes one format's keys into another's config.
 """
 
 from __future__ import annotations
@@ -180,6 +186,30 @@ RULES: dict[str, Rule] = _rules(
         "adapter-guard reads through the link but never writes through it: "
         "a fix would modify a file outside the tree you asked it to check.",
     ),
+    Rule(
+        "AG007", "weights-without-config", ERROR,
+        "adapter weights have no adapter_config.json beside them",
+        "Every current loader needs the config: mlx-lm's `load_adapters` and mlx-vlm read "
+        "`adapter_config.json` next to `adapters.safetensors`, and `PeftModel.from_pretrained` "
+        "reads it next to `adapter_model.safetensors`. Commit the config the trainer wrote. "
+        "(A lone `adapters.npz` is the mlx-examples format and gets AG821 instead.)",
+    ),
+    Rule(
+        "AG008", "unknown-format", INFO,
+        "the adapter's format cannot be decided",
+        "adapter-guard decides the format from the weights file name, the tensor names and the "
+        "config keys before it judges anything. When they contradict each other (both "
+        "`adapter_model.safetensors` and `adapters.safetensors`, for instance: unsloth refuses "
+        "such a folder too), the folder gets this one finding, saying what was seen and what "
+        "would decide it, and is never fixed.",
+    ),
+    Rule(
+        "AG009", "other-peft-method", INFO,
+        "a PEFT adapter of another method than LoRA",
+        "`peft_type` names a PEFT method other than LoRA (AdaLoRA, LoHa, LoKr, IA3, ...). "
+        "Those share PEFT's file names, and AdaLoRA even the `lora_A`/`lora_B` names, but "
+        "not LoRA's rules, so no LoRA check runs on them.",
+    ),
     # -- AG1xx: weights ----------------------------------------------------------
     Rule(
         "AG101", "missing-weights", ERROR,
@@ -227,6 +257,16 @@ RULES: dict[str, Rule] = _rules(
         "`.bin`, `.pt`, `.pth`, `.pkl`, `.ckpt` and `.npz` files can run code "
         "or hold object arrays when loaded. adapter-guard never loads them; "
         "publish safetensors instead.",
+    ),
+    Rule(
+        "AG108", "base-width-mismatch", ERROR,
+        "a module's width does not match the base model's config.json",
+        "When a base `config.json` is known (beside the adapter, or `--base-model`), the "
+        "input and output widths the tensors imply for the attention and MLP projections, "
+        "the embedding and the output head are compared with `hidden_size` and `vocab_size`. "
+        "A difference means the adapter was trained for another base: every loader refuses "
+        "it (PEFT and mlx-lm) or loads it into the wrong shapes (mlx-vlm). Checked for every "
+        "format, in that format's orientation.",
     ),
     Rule(
         "AG110", "lfs-pointer-not-fetched", WARNING,
@@ -428,6 +468,196 @@ RULES: dict[str, Rule] = _rules(
         "The regression could not run: the adapter does not apply to its "
         "gpt-oss base, the base has no weights and is too large to build with "
         "random weights (over 100M parameters), or mlx/mlx-lm is not installed.",
+    ),
+    # -- AG7xx: PEFT LoRA ------------------------------------------------------
+    Rule(
+        "AG701", "peft-missing-weights", ERROR,
+        "adapter_model.safetensors is missing next to a PEFT adapter_config.json",
+        "`PeftModel.from_pretrained` loads `adapter_model.safetensors` (or, when there is "
+        "none, the pickled `adapter_model.bin`). Without either, a local folder is taken for a "
+        "Hub repository id and loading fails. An `adapters.safetensors` beside it is MLX's "
+        "name, which PEFT never reads.",
+    ),
+    Rule(
+        "AG702", "peft-unreadable-weights", ERROR,
+        "adapter_model.safetensors is empty, unreadable or holds no tensors",
+        "A zero-byte or truncated file fails in safetensors (`header too small`); a valid file "
+        "with no tensors loads with every adapter key missing, so the adapter does nothing.",
+    ),
+    Rule(
+        "AG703", "peft-pickle-weights", WARNING,
+        "the PEFT weights are only in the pickled adapter_model.bin",
+        "`adapter_model.bin` is a torch pickle: loading it can run code. PEFT falls back to it "
+        "only when there is no `adapter_model.safetensors`. Convert it once, in an environment "
+        "you trust: `save_pretrained(..., safe_serialization=True)`, or load the state dict with "
+        "`torch.load(path, weights_only=True)` and write it with `safetensors.torch.save_file` "
+        "(metadata `{\"format\": \"pt\"}`). adapter-guard never loads it, so its shapes are not checked.",
+    ),
+    Rule(
+        "AG704", "peft-type-invalid", ERROR,
+        "peft_type is missing or not spelt \"LORA\"",
+        "`PeftModel.from_pretrained` looks the method up by `peft_type`: a missing key is "
+        "`KeyError: 'peft_type'`, and `\"lora\"` is `KeyError: 'lora'`. It is the one key a "
+        "PEFT config cannot do without.",
+    ),
+    Rule(
+        "AG705", "peft-rank-mismatch", ERROR,
+        "a module's lora_A/lora_B rank differs from r (or its rank_pattern entry)",
+        "PEFT builds each module with the rank `rank_pattern` gives it (the first key, in "
+        "order, that matches the module at a `.` boundary), or `r`; a file of another rank is a "
+        "size-mismatch `RuntimeError`. When every module agrees and there is no `rank_pattern`, "
+        "the safe fix sets `r` to that rank. lora_A is (r, in) and lora_B (out, r); factors that "
+        "disagree (a transposed lora_B, say) are reported here and never fixed.",
+        fix=SOMETIMES_SAFE,
+    ),
+    Rule(
+        "AG706", "peft-mixed-ranks", ERROR,
+        "modules have different ranks and rank_pattern does not give them",
+        "Without a `rank_pattern` entry PEFT builds every module with `r`, so a module saved "
+        "with another rank is a size-mismatch `RuntimeError`. When the config has no "
+        "`rank_pattern` yet, the safe fix writes one entry per differing module, its full "
+        "module path escaped as a regex, which every PEFT version matches.",
+        fix=SOMETIMES_SAFE,
+    ),
+    Rule(
+        "AG707", "peft-unmatched-pattern-key", WARNING,
+        "a rank_pattern or alpha_pattern key matches no module that has tensors",
+        "Keys are regexes matched at the end of a module name, from a `.` boundary "
+        "(`(.*\\.)?(KEY)$`): `\"proj\"` matches nothing, `\"q_proj\"` and `\"layers\\.1\\..*\"` "
+        "do. An unmatched key is ignored (peft 0.21 warns, older versions say nothing), so the "
+        "rank or alpha it meant to set is not used.",
+    ),
+    Rule(
+        "AG708", "peft-tensors-ignored", ERROR,
+        "tensors in adapter_model.safetensors belong to modules PEFT will not adapt",
+        "PEFT adapts a module when `target_modules` matches it (a list: exact name or `.`-suffix; "
+        "a string: a full-name regex match), it is not in `exclude_modules` or "
+        "`modules_to_save`, and, for a suffix match, its layer is in `layers_to_transform` "
+        "(found after `layers_pattern`). Tensors of any other module are dropped on load "
+        "without a word, so the adapter silently does less than it was trained to.",
+    ),
+    Rule(
+        "AG709", "peft-target-without-tensors", WARNING,
+        "a target_modules entry matches no module that has tensors",
+        "PEFT adapts what the entry matches in the base model and finds no weights for it: "
+        "it warns about missing adapter keys and the module gets a no-op adapter (or, when no "
+        "entry matches anything in the base, `NoMatchingPeftModuleError`). Usually the config "
+        "names more than was trained.",
+    ),
+    Rule(
+        "AG710", "peft-dora-ignored", ERROR,
+        "lora_magnitude_vector tensors are present but use_dora is not true",
+        "PEFT builds plain LoRA modules and drops the DoRA magnitudes without a word, so the "
+        "output differs from the trained adapter. The safe fix sets `use_dora: true`.",
+        fix=ALWAYS_SAFE,
+    ),
+    Rule(
+        "AG711", "peft-dora-magnitudes-missing", ERROR,
+        "use_dora is true but modules have no lora_magnitude_vector",
+        "PEFT warns about missing adapter keys and re-derives the magnitudes from the base "
+        "weights, which changes the output. Either the file lost its magnitudes or the adapter "
+        "was not trained with DoRA.",
+    ),
+    Rule(
+        "AG712", "peft-tensor-shape", ERROR,
+        "a PEFT tensor's shape is not what PEFT builds for its module",
+        "DoRA magnitudes are (out,) for Linear, (embedding_dim,) for Embedding and "
+        "(1, out, 1, 1) for Conv2d; embedding LoRA is `lora_embedding_A` (r, num_embeddings) and "
+        "`lora_embedding_B` (embedding_dim, r). Any other shape is a size-mismatch `RuntimeError`.",
+    ),
+    Rule(
+        "AG713", "peft-modules-to-save-missing", ERROR,
+        "a modules_to_save module has no tensor in the file",
+        "`modules_to_save` copies are saved under the module's plain name "
+        "(`base_model.model.lm_head.weight`); when it is missing, loading fails with a bare "
+        "`KeyError` naming that key.",
+    ),
+    Rule(
+        "AG714", "peft-vocab-mismatch", ERROR,
+        "a saved embedding or output head has another vocabulary size than the base model",
+        "With a base `config.json`, the rows of a saved `lm_head`/`embed_tokens` copy are "
+        "compared with `vocab_size`. A resized vocabulary is a size-mismatch `RuntimeError` "
+        "until the base model is resized the same way before loading.",
+    ),
+    Rule(
+        "AG715", "peft-unpaired-factor", ERROR,
+        "a module has lora_A without lora_B, or the reverse",
+        "PEFT warns about the missing key and keeps that factor's initial values while the "
+        "other loads, so the module's output is wrong rather than unchanged.",
+    ),
+    # -- AG8xx: mlx-vlm, older mlx-lm, npz, conversions ------------------------
+    Rule(
+        "AG801", "mlx-vlm-rank-mismatch", WARNING,
+        "the mlx-vlm config's rank differs from the rank in the tensors",
+        "mlx-vlm loads with `strict=False`, which skips the shape check: the file's arrays "
+        "replace the modules' factors, so mlx-vlm itself still reproduces the trained output, "
+        "but the config describes another adapter to anyone else who reads it (a converter, "
+        "`lora_parameters.rank` in a fuse). Read from `lora_parameters.rank` (mlx-vlm 0.6+) or "
+        "the top-level `rank` (mlx-vlm 0.5 and older); never rewritten.",
+    ),
+    Rule(
+        "AG802", "mlx-vlm-keys-do-not-cover-tensors", ERROR,
+        "lora_parameters.keys misses modules that have tensors",
+        "mlx-vlm wraps exactly the modules named by `keys` (from the model root, or relative to "
+        "`language_model`). Tensors of other modules bind to nothing and are dropped silently. "
+        "Explicit keys are never rewritten.",
+    ),
+    Rule(
+        "AG803", "mlx-vlm-key-without-tensors", WARNING,
+        "a lora_parameters.keys entry has no tensors in the file",
+        "mlx-vlm wraps the module and finds nothing to load, so it keeps its initial values "
+        "(`lora_b` = 0) and adds nothing.",
+    ),
+    Rule(
+        "AG804", "mlx-vlm-legacy-default", WARNING,
+        "the old mlx-vlm config lacks alpha or dropout",
+        "mlx-vlm 0.5 and older wrote exactly `rank`, `alpha` and `dropout`. Current mlx-vlm "
+        "still reads that schema and uses 0.1 for a missing `alpha` or `dropout`, which is "
+        "rarely the value trained with. mlx-lm keys are never added to this schema.",
+    ),
+    Rule(
+        "AG805", "mlx-vlm-fine-tune-type-mismatch", ERROR,
+        "fine_tune_type contradicts the tensors (mlx-vlm)",
+        "mlx-vlm builds DoRA modules only for `fine_tune_type: dora`; the `m` tensors of a "
+        "DoRA adapter saved as `lora` bind to nothing and are dropped silently, and a `dora` "
+        "config without them keeps freshly computed magnitudes.",
+    ),
+    Rule(
+        "AG806", "mlx-vlm-missing-lora-parameters", ERROR,
+        "an mlx-vlm config has no lora_parameters",
+        "mlx-vlm 0.6+ reads rank, scale, dropout and keys from `lora_parameters`; without it "
+        "(and without the old schema's top-level `rank`) the loader raises `ValueError: The "
+        "adapter does not have lora params in the config`. The scale cannot be read from the "
+        "tensors, so this is not fixed: restore the config the trainer wrote.",
+    ),
+    Rule(
+        "AG811", "mlx-lm-lora-layers", ERROR,
+        "the config has mlx-lm's old lora_layers but no num_layers",
+        "mlx-lm 0.19 renamed `lora_layers` to `num_layers` (and `use_dora` to "
+        "`fine_tune_type`); current mlx-lm raises AttributeError on a config with only the old "
+        "name. The safe fix writes `num_layers` with the same value when the tensors fit in "
+        "that many final layers, and keeps `lora_layers` for older mlx-lm.",
+        fix=SOMETIMES_SAFE,
+    ),
+    Rule(
+        "AG821", "npz-adapter", WARNING,
+        "adapters.npz is the mlx-examples format, which current mlx-lm does not read",
+        "mlx-examples `lora/` and mlx-lm before 0.6 saved `adapters.npz` with no config (rank 8; "
+        "scale 20.0 in mlx-examples, 10.0 in mlx-lm). Current mlx-lm loads only "
+        "`adapters.safetensors` with an `adapter_config.json`. Convert, in an environment you "
+        "trust (an npz can hold pickled objects): "
+        "`mx.save_safetensors(\"adapters.safetensors\", dict(mx.load(\"adapters.npz\")))`, then "
+        "write a config with `fine_tune_type`, `num_layers` and `lora_parameters` "
+        "(`rank`, `scale`, `dropout`) matching the training run.",
+    ),
+    Rule(
+        "AG831", "transposed-factors", ERROR,
+        "an MLX adapter's factors are in PEFT orientation (not transposed on conversion)",
+        "MLX stores `lora_a` (in, r) and `lora_b` (r, out); PEFT stores lora_A (r, in) and "
+        "lora_B (out, r). A conversion that forgot to transpose gives a pair whose 'rank' is a "
+        "module width: at least the smaller of the module's widths, or, with a base config, "
+        "widths the model does not have. No rank is ever inferred from such a pair; transpose "
+        "both factors and re-check.",
     ),
 )
 

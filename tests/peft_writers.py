@@ -118,7 +118,7 @@ BASES: dict[str, Callable[[], Any]] = {kind: functools.partial(make_base, kind) 
 
 
 def write_base_config(kind: str, dest_dir: str | Path) -> Path:
-    """The base model's ``config.json`` in ``dest_dir`` (transformers bases only)."""
+    """The base model's ``config.json`` in ``dest_dir`` (transformers bases only: ``conv_emb`` has none)."""
     config = {LLAMA: llama_config, GPT2: gpt2_config}[kind]()
     dest_dir = Path(dest_dir)
     config.save_pretrained(dest_dir)
@@ -413,8 +413,12 @@ def _rename(old: str, new: str):
 
 
 def _with_extra(key: str, shape: tuple[int, ...]):
-    import_torch = lambda: __import__("torch")  # noqa: E731 - keeps torch lazy
-    return lambda t: {**t, key: import_torch().ones(shape)}
+    def edit(t):
+        import torch
+
+        return {**t, key: torch.ones(shape)}
+
+    return edit
 
 
 def _rank4_in_layer0_q(t):
@@ -476,6 +480,14 @@ CORRUPTIONS: dict[str, Corruption] = {
         "plain_qv", edit_tensors(lambda t: {k.removeprefix("base_model.model."): v for k, v in t.items()})
     ),
 }
+
+
+def copy_with_base_config(sample: PeftSample, dest_dir: str | Path) -> Path:
+    """A copy of ``sample``'s adapter folder with its base model's ``config.json`` beside the adapter."""
+    dest_dir = Path(dest_dir)
+    shutil.copytree(sample.adapter_dir, dest_dir)
+    write_base_config(sample.base, dest_dir)
+    return dest_dir
 
 
 def corrupted_copy(sample: PeftSample, corruption: str, dest_dir: str | Path) -> Path:

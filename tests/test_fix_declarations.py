@@ -1,8 +1,10 @@
 """What a rule declares about its fix is what it emits, over the whole fixture corpus.
 
-The corpus is every example adapter plus every builder in tests/builders.py
+The corpus is every example adapter, every builder in tests/builders.py
 (written by stock mlx-lm), each also with fields dropped, nulled, contradicted
-or mirrored, or its weights removed, so that every fixable rule fires. For each finding the lint emits:
+or mirrored, its weights removed, or renamed to mlx-lm's pre-0.19 schema; and
+every real-PEFT sample (tests/peft_writers.py) with every corruption of
+``peft_writers.CORRUPTIONS``. Together every fixable rule fires. For each finding the lint emits:
 a fix only on a rule that declares one, with a declared applicability; and a
 fix on every finding of a rule that declares one always.
 """
@@ -17,6 +19,7 @@ from pathlib import Path
 import pytest
 
 import builders
+import peft_writers
 from adapter_guard.engine import lint
 from adapter_guard.registry import RULES, Availability
 from adapter_guard.settings import Settings
@@ -47,6 +50,9 @@ def _variants(config: dict) -> dict[str, dict]:
         edit("alpha-no-lora_parameters", lambda c: (c.update(lora_alpha=16), c.pop("lora_parameters")))
         # Without weights nothing is provable: the "sometimes" rules emit no fix.
         edit("no-weights-no-lora_parameters.rank", lambda c: c["lora_parameters"].pop("rank", None))
+        if "num_layers" in config:  # mlx-lm before 0.19 wrote lora_layers
+            edit("legacy-lora_layers", lambda c: c.update(lora_layers=c.pop("num_layers")))
+            edit("legacy-lora_layers-1", lambda c: (c.update(lora_layers=1), c.pop("num_layers")))
         edit(
             "unsloth-paths-no-keys",
             lambda c: (c.update(unsloth_mlx_lora_module_paths=["model.embed_tokens"]), c["lora_parameters"].pop("keys", None)),
@@ -70,11 +76,30 @@ def _corpus(root: Path) -> list[Path]:
     return dirs
 
 
+def _lint_dir(target: Path, root: Path) -> list[tuple[str, object]]:
+    path = target / "adapter_config.json"
+    found = []
+    for unsafe in (False, True):
+        settings = Settings(paths=[target], root=root, unsafe_fixes=unsafe)
+        findings, _, _ = lint(path, path.read_bytes(), settings)
+        found += [(f"{target.name}: {f.code} {f.message}", f) for f in findings]
+    return found
+
+
 @pytest.fixture(scope="module")
-def emitted(tmp_path_factory) -> list[tuple[str, object]]:
+def emitted(tmp_path_factory, peft_corpus) -> list[tuple[str, object]]:
     """(where, finding) for every finding the lint emits on every variant of every corpus adapter."""
     root = tmp_path_factory.mktemp("corpus")
     found = []
+    for name, sample in peft_corpus.items():
+        found += _lint_dir(sample.adapter_dir, sample.adapter_dir)
+    for corruption, spec in peft_writers.CORRUPTIONS.items():
+        target = peft_writers.corrupted_copy(peft_corpus[spec.sample], corruption, root / "peft" / corruption)
+        found += _lint_dir(target, root)
+    # Mixed ranks where r is none of them: no rank_pattern can be proven.
+    target = Path(shutil.copytree(peft_corpus["rank_alpha_pattern"].adapter_dir, root / "peft" / "mixed-r16"))
+    peft_writers.edit_config(rank_pattern={}, r=16)(target)
+    found += _lint_dir(target, root)
     for adapter_dir in _corpus(root):
         config = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
         for name, variant in _variants(config).items():
@@ -84,10 +109,7 @@ def emitted(tmp_path_factory) -> list[tuple[str, object]]:
             if name.startswith("no-weights"):
                 (target / "adapters.safetensors").unlink()
             path.write_text(json.dumps(variant, indent=4), encoding="utf-8")
-            for unsafe in (False, True):
-                settings = Settings(paths=[target], root=root, unsafe_fixes=unsafe)
-                findings, _ = lint(path, path.read_bytes(), settings)
-                found += [(f"{target.name}: {f.code} {f.message}", f) for f in findings]
+            found += _lint_dir(target, root)
     return found
 
 

@@ -61,10 +61,6 @@ def lint(root: Path, capsys, monkeypatch, *args: str) -> tuple[int, list[tuple[s
     return code, [(f["code"], f["path"], f["message"]) for f in json.loads(out)]
 
 
-def mlx_adapters(repos) -> list[str]:
-    return [a for a in repos.adapters if (repos.source / a / "adapters.safetensors").exists()]
-
-
 def weights(root: Path, adapter: str) -> Path:
     [path] = (root / adapter).glob("*.safetensors")  # adapters.safetensors, or PEFT's adapter_model.safetensors
     return path
@@ -97,8 +93,6 @@ def test_only_the_header_bytes_are_transferred(repos, server, capsys, monkeypatc
     lint(repos.pointers, capsys, monkeypatch, "--lfs-headers")
     for adapter in repos.adapters:
         local = weights(repos.source, adapter)
-        if local.name != "adapters.safetensors":
-            continue  # only mlx-lm weights are linted today
         oid = hashlib.sha256(local.read_bytes()).hexdigest()
         header_bytes = 8 + int.from_bytes(local.read_bytes()[:8], "little")
         assert server.sent[oid] == header_bytes, adapter
@@ -110,12 +104,13 @@ def test_only_the_header_bytes_are_transferred(repos, server, capsys, monkeypatc
 
 def test_each_object_is_asked_for_once_per_run(repos, server, capsys, monkeypatch):
     lint(repos.pointers, capsys, monkeypatch, "--lfs-headers")
-    # attention and attention-copy share one object; the PEFT adapter's weights are not read by the mlx-lm rules
-    assert len(server.batch_bodies) == 5
+    # seven adapters; attention and attention-copy share one object
+    assert len(repos.adapters) == 7
+    assert len(server.batch_bodies) == 6
     oids = [o["oid"] for body in server.batch_bodies for o in body["objects"]]
-    assert len(set(oids)) == 5
+    assert len(set(oids)) == 6
     assert all(body["operation"] == "download" for body in server.batch_bodies)
-    assert len(server.downloads()) == 10  # per object: the first 8 bytes, then the header
+    assert len(server.downloads()) == 12  # per object: the first 8 bytes, then the header
 
 
 def test_download_carries_the_href_header_and_nothing_of_ours(repos, server, capsys, monkeypatch):
@@ -146,7 +141,7 @@ def test_off_by_default_outside_actions_with_a_warning_and_the_config_checks(rep
     assert server.requests == []
     assert code == 1
     pointers = [f for f in found if f[0] == "AG110"]
-    assert len(pointers) == len(mlx_adapters(repos))
+    assert len(pointers) == len(repos.adapters)  # the PEFT adapter's too
     assert "AG102" not in {c for c, _, _ in found}  # a pointer is never a corrupt file
     message = next(m for c, p, m in pointers if p == "adapters/dora/adapter_config.json")
     assert "Git LFS pointer" in message and "--lfs-headers" in message
@@ -170,7 +165,7 @@ def test_turned_off_even_in_actions(args, offline, reason, repos, server, capsys
     code, found = lint(repos.pointers, capsys, monkeypatch, *args)
     assert server.requests == []
     warnings = [m for c, _, m in found if c == "AG110"]
-    assert len(warnings) == len(mlx_adapters(repos))
+    assert len(warnings) == len(repos.adapters)
     assert all(reason in m for m in warnings)
 
 

@@ -262,3 +262,199 @@ def test_every_peft_sample_changes_the_base_output(peft_corpus, name):
     base_output = peft_writers.probe_output(sample.base_factory(), sample.base)
 
     assert np.max(np.abs(base_output - sample.live)) > 1e-3
+
+
+# -- mlx-vlm 0.7.10: files, keys, shapes ----------------------------------------------
+
+VLM_MODULES = [f"language_model.model.layers.{n}.self_attn.{p}" for n in (0, 1) for p in ("q_proj", "v_proj")]
+
+
+def vlm_shapes(sample) -> dict[str, tuple[int, ...]]:
+    import vlm_writers
+
+    return header_shapes(sample.adapter_dir / vlm_writers.WEIGHTS_NAME)
+
+
+def read_json(path):
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("name", ["lora", "dora", "full", "legacy_current_writer"])
+def test_mlx_vlm_writes_adapters_safetensors_and_its_config(vlm_corpus, name):
+    files = sorted(p.name for p in vlm_corpus[name].adapter_dir.iterdir())
+
+    assert files == ["adapter_config.json", "adapters.safetensors"]
+
+
+@pytest.mark.parametrize("name", ["lora", "dora"])
+def test_mlx_vlm_new_schema_config(vlm_corpus, name):
+    config = read_json(vlm_corpus[name].adapter_dir / "adapter_config.json")
+
+    assert sorted(config) == ["fine_tune_type", "lora_parameters", "num_layers"]
+    assert (config["fine_tune_type"], config["num_layers"]) == (name, -1)
+    assert {k: v for k, v in config["lora_parameters"].items() if k != "keys"} == {"rank": 4, "dropout": 0.0, "scale": 2.0}
+    assert sorted(config["lora_parameters"]["keys"]) == sorted(VLM_MODULES)
+
+
+def test_mlx_vlm_config_is_written_with_sorted_keys_and_indent_2(vlm_corpus):
+    text = (vlm_corpus["lora"].adapter_dir / "adapter_config.json").read_text(encoding="utf-8")
+
+    assert text == json.dumps(json.loads(text), indent=2, sort_keys=True)
+
+
+def test_mlx_vlm_lora_keys_are_full_paths_in_mlx_orientation(vlm_corpus):
+    shapes = vlm_shapes(vlm_corpus["lora"])
+
+    assert shapes == {f"{m}.lora_{ab}": ((64, 4) if ab == "a" else (4, 64)) for m in VLM_MODULES for ab in "ab"}
+
+
+def test_mlx_vlm_dora_adds_m_per_output_feature(vlm_corpus):
+    shapes = vlm_shapes(vlm_corpus["dora"])
+
+    assert {k: v for k, v in shapes.items() if k.endswith(".m")} == {f"{m}.m": (64,) for m in VLM_MODULES}
+    assert len(shapes) == 3 * len(VLM_MODULES)
+
+
+def test_mlx_vlm_full_fine_tune_saves_every_weight_and_a_one_key_config(vlm_corpus):
+    import vlm_writers
+    from mlx.utils import tree_flatten
+
+    sample = vlm_corpus["full"]
+    base_shapes = {k: tuple(v.shape) for k, v in tree_flatten(vlm_writers.make_base().parameters())}
+
+    assert read_json(sample.adapter_dir / "adapter_config.json") == {"fine_tune_type": "full"}
+    assert vlm_shapes(sample) == base_shapes
+
+
+def test_mlx_vlm_legacy_schema_from_the_current_writer(vlm_corpus):
+    sample = vlm_corpus["legacy_current_writer"]
+
+    assert read_json(sample.adapter_dir / "adapter_config.json") == {"alpha": 8.0, "dropout": 0.0, "rank": 4}
+    assert vlm_shapes(sample) == {f"{m}.{ab}": ((64, 4) if ab == "A" else (4, 64)) for m in VLM_MODULES for ab in "AB"}
+
+
+def test_write_vlm_base_config_gives_the_text_shapes(tmp_path):
+    import vlm_writers
+
+    text = read_json(vlm_writers.write_base_config(tmp_path))["text_config"]
+
+    assert (text["hidden_size"], text["intermediate_size"], text["vocab_size"]) == (64, 128, 128)
+
+
+@pytest.mark.parametrize("name", ["lora", "dora", "full", "legacy_current_writer"])
+def test_mlx_vlm_reloads_every_sample_on_a_fresh_base_to_the_live_output(vlm_corpus, name):
+    import vlm_writers
+
+    outcome = vlm_writers.load_sample(vlm_corpus[name])
+
+    assert outcome.unbound_keys == ()
+    assert outcome.reproduces_live()
+
+
+@pytest.mark.parametrize("name", ["lora", "dora", "full", "legacy_current_writer"])
+def test_every_mlx_vlm_sample_changes_the_base_output(vlm_corpus, name):
+    import numpy as np
+    import vlm_writers
+
+    base_output = vlm_writers.probe_output(vlm_writers.make_base())
+
+    assert np.max(np.abs(base_output - vlm_corpus[name].live)) > 1e-3
+
+
+# -- legacy: mlx-lm 0.18.2, mlx-vlm 0.5.0, mlx-examples adapters.npz -------------------
+
+LEGACY_MODULES = [f"model.layers.{n}.self_attn.{p}" for n in (0, 1) for p in ("q_proj", "v_proj")]
+# builders.tiny_llama_config(2): hidden 32, 4 heads, 2 kv heads, so v_proj is 32 -> 16
+LEGACY_OUT = {"q_proj": 32, "v_proj": 16}
+
+
+def legacy_lora_shapes(rank: int) -> dict[str, tuple[int, ...]]:
+    shapes = {}
+    for m in LEGACY_MODULES:
+        shapes[f"{m}.lora_a"] = (32, rank)
+        shapes[f"{m}.lora_b"] = (rank, LEGACY_OUT[m.rsplit(".", 1)[1]])
+    return shapes
+
+
+def test_mlx_lm_0_18_writes_lora_layers_and_use_dora(legacy_corpus):
+    config = read_json(legacy_corpus["mlx_lm_0_18_lora"].adapter_dir / "adapter_config.json")
+
+    assert (config["lora_layers"], config["use_dora"]) == (2, False)
+    assert config["lora_parameters"] == {"rank": 8, "alpha": 16, "dropout": 0.0, "scale": 10.0}
+    assert "num_layers" not in config and "fine_tune_type" not in config
+
+
+def test_mlx_lm_0_18_lora_shapes(legacy_corpus):
+    shapes = header_shapes(legacy_corpus["mlx_lm_0_18_lora"].adapter_dir / "adapters.safetensors")
+
+    assert shapes == legacy_lora_shapes(8)
+
+
+def test_mlx_lm_0_18_dora_adds_m_and_says_use_dora(legacy_corpus):
+    sample = legacy_corpus["mlx_lm_0_18_dora"]
+    shapes = header_shapes(sample.adapter_dir / "adapters.safetensors")
+
+    assert read_json(sample.adapter_dir / "adapter_config.json")["use_dora"] is True
+    magnitudes = {f"{m}.m": (LEGACY_OUT[m.rsplit(".", 1)[1]],) for m in LEGACY_MODULES}
+    assert shapes == {**legacy_lora_shapes(8), **magnitudes}
+
+
+def test_mlx_vlm_0_5_writes_exactly_rank_alpha_dropout_unsorted(legacy_corpus):
+    text = (legacy_corpus["mlx_vlm_0_5_legacy"].adapter_dir / "adapter_config.json").read_text(encoding="utf-8")
+
+    assert list(json.loads(text)) == ["rank", "alpha", "dropout"]
+    assert json.loads(text) == {"rank": 4, "alpha": 8.0, "dropout": 0.0}
+
+
+def test_mlx_vlm_0_5_keys_are_full_paths_with_A_and_B(legacy_corpus):
+    shapes = header_shapes(legacy_corpus["mlx_vlm_0_5_legacy"].adapter_dir / "adapters.safetensors")
+
+    assert shapes == {f"{m}.{ab}": ((64, 4) if ab == "A" else (4, 64)) for m in VLM_MODULES for ab in "AB"}
+
+
+def test_mlx_examples_npz_has_no_config_and_rank_8_factors(legacy_corpus):
+    import numpy as np
+
+    sample = legacy_corpus["mlx_examples_lora_npz"]
+    with np.load(sample.adapter_dir / "adapters.npz") as npz:
+        shapes = {k: npz[k].shape for k in npz.files}
+
+    assert sorted(p.name for p in sample.adapter_dir.iterdir()) == ["adapters.npz"]
+    assert shapes == legacy_lora_shapes(8)
+
+
+def test_mlx_examples_reload_reproduces_the_live_output(legacy_corpus):
+    import legacy_writers
+    import numpy as np
+
+    sample = legacy_corpus["mlx_examples_lora_npz"]
+
+    assert np.max(np.abs(legacy_writers.mlx_examples_reload_logits(sample.adapter_dir) - sample.live)) < 1e-4
+
+
+def test_mlx_vlm_0_5_file_reloads_in_mlx_vlm_0_7_10_to_the_old_live_output(legacy_corpus):
+    import vlm_writers
+
+    sample = legacy_corpus["mlx_vlm_0_5_legacy"]
+
+    assert vlm_writers.vlm_load(sample.adapter_dir, live=sample.live).reproduces_live()
+
+
+@pytest.mark.parametrize("name", ["mlx_lm_0_18_lora", "mlx_lm_0_18_dora", "mlx_examples_lora_npz"])
+def test_every_legacy_llama_sample_changes_the_base_output(legacy_corpus, name):
+    import builders
+    import legacy_writers
+    import numpy as np
+
+    config = legacy_writers.llama_config()
+    base = np.array(builders.reference_logits(builders.make_base(config), builders.probe_tokens(config)))
+
+    assert np.max(np.abs(base - legacy_corpus[name].live)) > 1e-3
+
+
+def test_copy_with_base_config_puts_config_json_beside_the_adapter(peft_corpus, tmp_path):
+    adapter_dir = peft_writers.copy_with_base_config(peft_corpus["gpt2_lora_bias"], tmp_path / "adapter")
+    config = json.loads((adapter_dir / "config.json").read_text())
+
+    assert (config["model_type"], config["n_embd"], config["vocab_size"]) == ("gpt2", 64, 128)
+    assert (adapter_dir / peft_writers.WEIGHTS_NAME).is_file()

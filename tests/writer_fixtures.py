@@ -21,3 +21,17 @@ def peft_corpus(tmp_path_factory):
     import peft_writers
 
     return peft_writers.build_corpus(tmp_path_factory.mktemp("peft_corpus"))
+
+
+@pytest.fixture(scope="session")
+def vlm_corpus(tmp_path_factory):
+    import vlm_writers
+
+    return vlm_writers.build_corpus(tmp_path_factory.mktemp("vlm_corpus"))
+
+
+@pytest.fixture(scope="session")
+def legacy_corpus(tmp_path_factory):
+    import legacy_writers
+
+    return legacy_writers.build_corpus(tmp_path_factory.mktemp("legacy_corpus"))

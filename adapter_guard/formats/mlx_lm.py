@@ -6,6 +6,7 @@ values to ``run_rules``, so most tests need no files at all.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ..findings import Finding, Fix
@@ -146,10 +147,15 @@ def _scale_source(config: dict, lora: dict, rank: int | None) -> tuple[Any, str 
     config_rank = next((t[k] for t in (lora, config) for k in ("rank", "r") if is_int(t.get(k)) and t[k] > 0), None)
     rank = config_rank or rank
     if alpha is not None and rank:
+        # rsLoRA (use_rslora, a PEFT key unsloth carries over) scales by alpha / sqrt(rank).
+        if any(t.get("use_rslora") is True for t in (lora, config)):
+            scale, formula = alpha / math.sqrt(rank), f"alpha / sqrt(rank) = {alpha!r} / sqrt({rank})"
+        else:
+            scale, formula = alpha / rank, f"alpha / rank = {alpha!r} / {rank}"
         return (
-            alpha / rank,
+            scale,
             UNSAFE,
-            f"--unsafe-fixes writes alpha / rank = {alpha!r} / {rank} = {alpha / rank!r}, the PEFT convention, "
+            f"--unsafe-fixes writes {formula} = {scale!r}, the PEFT convention, "
             "which may not be the scale the adapter was trained with (mlx-lm uses scale directly)",
         )
     return None, None, (

@@ -95,9 +95,9 @@ def _literal(doc, json_path) -> str:
 # -- the files beside the config -----------------------------------------------------
 
 
-def pickle_rules(files: AdapterFiles, emit: Emitter) -> None:
+def pickle_rules(files: AdapterFiles, emit: Emitter, skip: tuple[str, ...] = ()) -> None:
     for name, is_file in files.entries.items():
-        if is_file and name.endswith(PICKLE_SUFFIXES):
+        if is_file and name.endswith(PICKLE_SUFFIXES) and name not in skip:
             emit("AG107", f"`{name}` is a pickle-based weights file: unsafe to load, adapter-guard never loads it")
 
 
@@ -127,3 +127,68 @@ def base_layer_count(config: dict[str, Any]) -> int | None:
                 if is_int(table.get(key)) and table[key] > 0:
                     return table[key]
     return None
+
+
+# -- widths against the base model ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModuleWidths:
+    """A module's input and output widths as its factors give them (each format reads its own axes)."""
+
+    name: str
+    width_in: int
+    width_out: int
+    embedding: bool = False
+
+
+#: Projections that read the residual stream (input = hidden size) and write it (output = hidden size).
+READS_HIDDEN = frozenset({"q_proj", "k_proj", "v_proj", "gate_proj", "up_proj", "c_attn", "c_fc", "wq", "wk", "wv",
+                          "w1", "w3", "query_key_value", "qkv_proj", "gate_up_proj"})
+WRITES_HIDDEN = frozenset({"o_proj", "down_proj", "wo", "w2", "out_proj"})
+EMBEDDINGS = frozenset({"embed_tokens", "wte", "tok_embeddings", "embed_in", "word_embeddings"})
+#: Towers whose widths are not the language model's hidden size.
+OTHER_TOWERS = ("vision", "visual", "audio", "projector", "image", "speech")
+
+
+def base_dims(base: dict[str, Any]) -> tuple[int | None, int | None]:
+    """(hidden size, vocabulary size) of a base config, the text config's first for a VLM."""
+    hidden = vocab = None
+    for table in (base.get("text_config"), base.get("language_config"), base):
+        if not isinstance(table, dict):
+            continue
+        if hidden is None:
+            hidden = next((table[k] for k in ("hidden_size", "n_embd", "d_model", "dim") if is_int(table.get(k))), None)
+        if vocab is None and is_int(table.get("vocab_size")):
+            vocab = table["vocab_size"]
+    return hidden, vocab
+
+
+def base_width_rules(modules: list[ModuleWidths], base: dict[str, Any], emit: Emitter) -> None:
+    """AG108: each recognised module's widths against the base config's hidden and vocabulary sizes.
+
+    Only names whose widths are certain are judged: the attention and MLP
+    projections of the language model, its embedding and its output head.
+    """
+    hidden, vocab = base_dims(base)
+    wrong = []
+    for m in modules:
+        if any(t in m.name for t in OTHER_TOWERS):
+            continue
+        leaf = m.name.rpartition(".")[2]
+        expected: list[tuple[str, int, int | None]] = []
+        if leaf in READS_HIDDEN:
+            expected.append(("input", m.width_in, hidden))
+        elif leaf in WRITES_HIDDEN:
+            expected.append(("output", m.width_out, hidden))
+        elif leaf in EMBEDDINGS:
+            expected += [("vocabulary", m.width_in, vocab), ("embedding", m.width_out, hidden)]
+        elif leaf == "lm_head":
+            expected += [("input", m.width_in, hidden), ("vocabulary", m.width_out, vocab)]
+        for what, got, want in expected:
+            if want is not None and got != want:
+                wrong.append(f"`{m.name}` {what} width {got}, the base has {want}")
+    if wrong:
+        more = f" and {len(wrong) - LIST_LIMIT} more" if len(wrong) > LIST_LIMIT else ""
+        emit("AG108", "the adapter does not fit the base model (trained for another base?): "
+             + "; ".join(wrong[:LIST_LIMIT]) + more)

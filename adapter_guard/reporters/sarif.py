@@ -56,7 +56,7 @@ def artifact_uri(path: str) -> dict[str, str]:
     return {"uri": quote(os.fsencode(relative), safe="/"), "uriBaseId": "%SRCROOT%"}
 
 
-def _result(finding: Finding) -> dict[str, Any]:
+def _result(finding: Finding, adapter_format: str | None) -> dict[str, Any]:
     return {
         "ruleId": finding.code,
         "ruleIndex": _RULE_INDEX[finding.code],
@@ -73,6 +73,7 @@ def _result(finding: Finding) -> dict[str, Any]:
         "properties": {
             "fixable": finding.fixable,
             "fixApplicability": finding.fix.applicability.value if finding.fix else None,
+            "adapterFormat": adapter_format,
         },
     }
 
@@ -93,7 +94,7 @@ def build(results: list[FileResult], *, fix_mode: bool) -> dict[str, Any]:
             if finding.fixed:
                 continue
             if is_file_path(finding.path):
-                sarif_results.append(_result(finding))
+                sarif_results.append(_result(finding, result.format))
             else:
                 notifications.append(_notification(finding))
         if result.write_error:
@@ -104,6 +105,12 @@ def build(results: list[FileResult], *, fix_mode: bool) -> dict[str, Any]:
                     "locations": [{"physicalLocation": {"artifactLocation": artifact_uri(result.path)}}],
                 }
             )
+    # Every adapter checked, with its detected format, findings or not.
+    artifacts = [
+        {"location": artifact_uri(r.path), "properties": {"adapterFormat": r.format}}
+        for r in results
+        if r.format is not None and is_file_path(r.path)
+    ]
     invocation: dict[str, Any] = {"executionSuccessful": True}
     if notifications:
         invocation["toolExecutionNotifications"] = notifications
@@ -122,6 +129,7 @@ def build(results: list[FileResult], *, fix_mode: bool) -> dict[str, Any]:
                     }
                 },
                 "invocations": [invocation],
+                **({"artifacts": artifacts} if artifacts else {}),
                 "results": sarif_results,
             }
         ],

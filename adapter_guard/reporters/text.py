@@ -36,10 +36,12 @@ def _path(path: str) -> str:
     return "./" + path if path.startswith(":") else path
 
 
-def render(results: list[FileResult], *, fix_mode: bool) -> str:
+def render(results: list[FileResult], *, fix_mode: bool, verbose: bool = False) -> str:
     lines: list[str] = []
     remaining = fixed = safe = unsafe = 0
     for result in results:
+        if verbose and result.format is not None:
+            lines.append(f"{_path(result.path)}: format: {result.format}")
         for finding in result.findings:
             if finding.fixed:
                 fixed += 1
