@@ -468,7 +468,7 @@ class HeaderFetcher:
                 else "pass --lfs-credentials to use git's credential helper"
             return f"{where} needs credentials (HTTP 401); {hint}"
         if status == 403:
-            return f"{where} refused access (HTTP 403); the token or credentials cannot read this repository's LFS objects"
+            return f"{where} refused access (HTTP 403); the credentials cannot read this repository's LFS objects"
         if status == 404:
             return f"{where} answered HTTP 404: no such repository, or no access to it"
         return f"{where} answered HTTP {status}"
@@ -714,7 +714,8 @@ def pointer_header(path: Path, pointer: Pointer, lfs: LfsHeaders | None) -> Head
     try:
         return lfs.fetcher.header(path, pointer)
     except FetchError as exc:
-        raise NotFetched(not_fetched_message(path.name, pointer, f"fetching it failed: {exc.message}", path), pointer) from None
+        reason = f"fetching it failed: {exc.message}"
+        raise NotFetched(not_fetched_message(path.name, pointer, reason, path), pointer) from None
 
 
 def not_fetched_message(name: str, pointer: Pointer, reason: str, path: Path) -> str:
