@@ -242,14 +242,18 @@ class LfsServer:
                     chunk = body[start:start + step]
                     if outer.drip:
                         time.sleep(outer.drip)
+                    # Counted before the write: once written, the client may finish (and the
+                    # test reset the counters) before this thread runs again.
+                    with outer.lock:
+                        outer.sent[oid] = outer.sent.get(oid, 0) + len(chunk)
                     try:
                         self.wfile.write(chunk)
                         self.wfile.flush()
                     except OSError:  # the client closed the connection: stop sending
+                        with outer.lock:
+                            outer.sent[oid] -= len(chunk)
                         self.close_connection = True
                         return
-                    with outer.lock:
-                        outer.sent[oid] = outer.sent.get(oid, 0) + len(chunk)
                 if outer.truncate is not None:
                     self.close_connection = True
 
