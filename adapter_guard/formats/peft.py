@@ -22,6 +22,7 @@ PREFIX = "base_model.model."
 #: PEFT's defaults when a key is absent (LoraConfig dataclass fields).
 DEFAULT_R = 8
 BIAS_VALUES = ("none", "all", "lora_only")
+TASK_TYPES = ("SEQ_CLS", "SEQ_2_SEQ_LM", "CAUSAL_LM", "TOKEN_CLS", "QUESTION_ANS", "FEATURE_EXTRACTION")
 
 _FACTOR_LEAVES = {
     "lora_A.weight": ("a", False),
@@ -163,10 +164,21 @@ def _excluded(name: str, config: dict[str, Any]) -> str | None:
     return None
 
 
+def _parameter_target(name: str, config: dict[str, Any]) -> bool:
+    """Whether ``target_parameters`` (LoRA on a bare parameter, e.g. fused MoE experts) names a parameter of ``name``."""
+    params = config.get("target_parameters")
+    if not isinstance(params, list):
+        return False
+    owners = {p.rpartition(".")[0] for p in params if isinstance(p, str)}
+    return any(name == o or name.endswith("." + o) for o in owners if o)
+
+
 def targeted(name: str, config: dict[str, Any]) -> bool:
     """Whether PEFT would adapt module ``name`` under this config."""
     if _excluded(name, config):
         return False
+    if _parameter_target(name, config):
+        return True
     targets = config.get("target_modules")
     if isinstance(targets, str):
         return _fullmatch(targets, name)
@@ -248,6 +260,7 @@ def _value_rules(config: dict[str, Any], emit: Emitter) -> set[str]:
     check("r", lambda v: is_int(v) and v > 0, "a positive integer")
     check("lora_alpha", is_number, "a number")
     check("bias", lambda v: v in BIAS_VALUES, "one of " + ", ".join(BIAS_VALUES))
+    check("task_type", lambda v: v is None or v in TASK_TYPES, "null or one of " + ", ".join(TASK_TYPES))
     check(
         "target_modules",
         lambda v: v is None or isinstance(v, str) or (isinstance(v, list) and all(isinstance(e, str) for e in v)),
