@@ -9,6 +9,7 @@ leaves by default.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import subprocess
@@ -59,6 +60,10 @@ def lint(root: Path, capsys, monkeypatch, *args: str) -> tuple[int, list[tuple[s
     out, err = capsys.readouterr()
     assert "Traceback" not in err and "internal error" not in err, err
     return code, [(f["code"], f["path"], f["message"]) for f in json.loads(out)]
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
 
 
 def weights(root: Path, adapter: str) -> Path:
@@ -169,7 +174,7 @@ def test_turned_off_even_in_actions(args, offline, reason, repos, server, capsys
     assert all(reason in m for m in warnings)
 
 
-def test_pyproject_turns_it_on(repos, server, capsys, monkeypatch, tmp_path):
+def test_pyproject_turns_it_on(repos, server, capsys, monkeypatch):
     (repos.pointers / "pyproject.toml").write_text("[tool.adapter-guard]\nlfs-headers = true\n")
     try:
         _, found = lint(repos.pointers, capsys, monkeypatch)
@@ -217,12 +222,6 @@ def test_a_server_that_ignores_range_is_read_for_the_header_and_closed(repos, se
     assert len(server.downloads()) == 1  # one GET, read on past the first 8 bytes
     code, found = lint(repos.pointers, capsys, monkeypatch, "--lfs-headers")
     assert found == full
-
-
-def _b64(text: str) -> str:
-    import base64
-
-    return base64.b64encode(text.encode()).decode()
 
 
 # -- a misbehaving server: a clear finding each, never a traceback or a hang -------------------
@@ -282,7 +281,7 @@ def test_an_oversized_header_length_is_refused_before_reading_it(repos, server, 
     assert [h["Range"] for h in server.downloads()] == ["bytes=0-7"]
 
 
-def test_a_header_length_over_the_format_cap_is_refused(repos, server, capsys, monkeypatch, tmp_path):
+def test_a_header_length_over_the_format_cap_is_refused(repos, server):
     # A pointer to a 200 MB object whose header claims 150 MB: refused by the 100 MB cap, unread.
     fetcher = lfs.HeaderFetcher({})
     size = 200_000_000
