@@ -75,6 +75,10 @@ def _explain(ctx: click.Context, _param, value: str | None) -> None:
 @click.option("--smoke", is_flag=True, help="Reload each adapter with stock mlx-lm and check its behaviour (needs [mlx]).")
 @click.option("--require-smoke", is_flag=True, help="Fail when the smoke test had to be skipped.")
 @click.option("--gpt-oss", "gpt_oss", is_flag=True, help="Run the gpt-oss sliding-window attention regression (needs [mlx]).")
+@click.option("--lfs-headers/--no-lfs-headers", "lfs_headers", default=None,
+              help="Read the headers of Git LFS weights from the LFS server (default: on in GitHub Actions only).")
+@click.option("--lfs-credentials", is_flag=True, default=None,
+              help="Let git's credential helper answer an LFS server that asks for credentials.")
 @click.option("--list-rules", is_flag=True, expose_value=False, is_eager=True, callback=_list_rules,
               help="List every rule and exit.")
 @click.option("--explain", metavar="CODE", expose_value=False, is_eager=True, callback=_explain,

@@ -3,8 +3,9 @@
 Config bytes, the safetensors header of the weights file, the directory
 listing and a base model's config.json are read here and nowhere else; the
 rules in ``adapter_guard.formats`` get plain values and do no I/O. Every
-weights-header read goes through ``read_weights_header``, so another storage
-(a Git LFS pointer, say) needs one change, here.
+weights-header read goes through ``read_weights_header``, which also reads
+the header of a Git LFS object when the file is only its pointer
+(``adapter_guard.lfs``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import jsondoc
+from . import lfs
 from .safetensors_header import Header, HeaderError, read_header
 
 #: The largest adapter_config.json (or base config.json) read. Real ones are
@@ -59,9 +61,21 @@ def read_config_bytes(path: Path, limit: int = MAX_CONFIG_BYTES) -> bytes:
         os.close(fd)
 
 
-def read_weights_header(path: Path) -> Header:
-    """The safetensors header of a weights file (never its tensor data); HeaderError says why not."""
-    return read_header(path)
+def read_weights_header(path: Path, lfs_headers: lfs.LfsHeaders | None = None) -> Header:
+    """The safetensors header of a weights file (never its tensor data); HeaderError says why not.
+
+    A file that fails the local read and is a Git LFS pointer is never a
+    corrupt file: its object's header is fetched from the LFS server when the
+    run allows it (``lfs_headers``), and :class:`lfs.NotFetched` says why not
+    otherwise. The local read comes first, so real files cost nothing extra.
+    """
+    try:
+        return read_header(path)
+    except HeaderError:
+        pointer = lfs.read_pointer(path)
+        if pointer is None:
+            raise
+    return lfs.pointer_header(path, pointer, lfs_headers)
 
 
 @dataclass(frozen=True)
@@ -71,6 +85,8 @@ class WeightsFile:
     name: str
     shapes: dict[str, tuple[int, ...]] | None = None
     error: str | None = None
+    #: The file is a Git LFS pointer whose header was not fetched: why, and how to fetch it.
+    not_fetched: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,7 +99,9 @@ class AdapterFiles:
     weights: dict[str, WeightsFile] = field(default_factory=dict)
 
 
-def read_adapter_files(adapter_dir: Path, weights_names: tuple[str, ...] = SAFETENSORS_WEIGHTS) -> AdapterFiles:
+def read_adapter_files(
+    adapter_dir: Path, weights_names: tuple[str, ...] = SAFETENSORS_WEIGHTS, lfs_headers: lfs.LfsHeaders | None = None
+) -> AdapterFiles:
     """List ``adapter_dir`` and read the header of each of ``weights_names`` that is present."""
     try:
         scanned = list(os.scandir(adapter_dir))
@@ -100,7 +118,9 @@ def read_adapter_files(adapter_dir: Path, weights_names: tuple[str, ...] = SAFET
         if name not in entries:
             continue
         try:
-            weights[name] = WeightsFile(name, shapes=read_weights_header(adapter_dir / name).shapes())
+            weights[name] = WeightsFile(name, shapes=read_weights_header(adapter_dir / name, lfs_headers).shapes())
+        except lfs.NotFetched as exc:
+            weights[name] = WeightsFile(name, not_fetched=exc.message)
         except HeaderError as exc:  # every failure, including "cannot open", arrives as one
             weights[name] = WeightsFile(name, error=exc.message)
     return AdapterFiles(entries, weights)

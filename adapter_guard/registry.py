@@ -268,6 +268,17 @@ RULES: dict[str, Rule] = _rules(
         "it (PEFT and mlx-lm) or loads it into the wrong shapes (mlx-vlm). Checked for every "
         "format, in that format's orientation.",
     ),
+    Rule(
+        "AG110", "lfs-pointer-not-fetched", WARNING,
+        "the weights file is a Git LFS pointer whose header was not fetched",
+        "A checkout without LFS objects (`actions/checkout` by default, "
+        "`GIT_LFS_SKIP_SMUDGE=1`) holds a small pointer file in place of the "
+        "weights. adapter-guard reads only the safetensors header of the object "
+        "from the LFS server (on by default in GitHub Actions, `--lfs-headers` "
+        "elsewhere); when that is off or fails, this warning says why, and the "
+        "config checks that need no tensors still run. Fetch the weights with "
+        "`git lfs pull --include=PATH`, or see docs/lfs.md.",
+    ),
     # -- AG2xx: lora_parameters ------------------------------------------------
     Rule(
         "AG201", "missing-lora-parameters", ERROR,

@@ -76,7 +76,9 @@ DTYPE_BITS: dict[str, int] = {
 
 # Dimensions and offsets are ``usize`` in the format.
 _MAX_USIZE = 2**64 - 1
-_LENGTH_BYTES = 8
+#: The little-endian u64 that opens every file: the header length.
+LENGTH_BYTES = 8
+_LENGTH_BYTES = LENGTH_BYTES
 _tuple_new = tuple.__new__
 
 
@@ -144,24 +146,47 @@ def read_header(path: str | os.PathLike[str]) -> Header:
             kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
             raise HeaderUnreadable(f"cannot read: {kind}")
         file_size = st.st_size
-        if file_size < _LENGTH_BYTES:
-            if file_size == 0:
-                raise HeaderError("file is empty")
-            raise HeaderError(f"file is {file_size} bytes, shorter than the 8-byte header length")
-        header_size = int.from_bytes(_read_exactly(fd, _LENGTH_BYTES), "little")
-        if header_size == 0:
-            raise HeaderError("header length is 0; the smallest header is '{}'")
-        if header_size > file_size - _LENGTH_BYTES:
-            raise HeaderError(f"header length {header_size} exceeds the file size ({file_size} bytes)")
-        if header_size > MAX_HEADER_BYTES:
-            raise HeaderError(
-                f"header length {header_size} exceeds the {MAX_HEADER_BYTES}-byte limit of the safetensors format"
-            )
+        check_file_size(file_size)
+        header_size = header_length(_read_exactly(fd, _LENGTH_BYTES), file_size)
         raw = _read_exactly(fd, header_size)
     except OSError as error:
         raise HeaderUnreadable(f"cannot read: {_reason(error)}", error) from None
     finally:
         os.close(fd)
+    return _parse(raw, file_size)
+
+
+# The three steps of a header read, public for readers that do not hold the
+# file (Git LFS: the bytes come from a server, the size from the pointer). Each
+# applies exactly the bounds and messages of :func:`read_header`.
+
+
+def check_file_size(file_size: int) -> None:
+    """Refuse a file too short to hold the 8-byte header length."""
+    if file_size < _LENGTH_BYTES:
+        if file_size == 0:
+            raise HeaderError("file is empty")
+        raise HeaderError(f"file is {file_size} bytes, shorter than the 8-byte header length")
+
+
+def header_length(prefix: bytes, file_size: int) -> int:
+    """The header length ``N`` from a file's first 8 bytes, checked against the
+    file size and :data:`MAX_HEADER_BYTES` before anything else is read."""
+    header_size = int.from_bytes(prefix, "little")
+    if header_size == 0:
+        raise HeaderError("header length is 0; the smallest header is '{}'")
+    if header_size > file_size - _LENGTH_BYTES:
+        raise HeaderError(f"header length {header_size} exceeds the file size ({file_size} bytes)")
+    if header_size > MAX_HEADER_BYTES:
+        raise HeaderError(
+            f"header length {header_size} exceeds the {MAX_HEADER_BYTES}-byte limit of the safetensors format"
+        )
+    return header_size
+
+
+def parse_header(raw: bytes, file_size: int) -> Header:
+    """Validate the ``N`` header bytes of a file of ``file_size`` bytes (``N`` as
+    returned by :func:`header_length`); raises :class:`HeaderError`."""
     return _parse(raw, file_size)
 
 

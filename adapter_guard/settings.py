@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .lfs import LfsHeaders, choose
 from .registry import enabled_codes, unknown_selectors
 
 CONFIG_KEYS = {
     "select", "ignore", "exclude", "extend-exclude", "unsafe-fixes", "base-model", "fetch-base-config", "fail-on",
+    "lfs-headers", "lfs-credentials",
 }
 FAIL_ON = ("error", "warning", "info", "never")
 
@@ -45,11 +47,22 @@ class Settings:
     require_smoke: bool = False
     gpt_oss: bool = False
     verbose: bool = False
+    #: Read the headers of Git LFS objects from the LFS server; None: on in GitHub Actions only.
+    lfs_headers: bool | None = None
+    #: Answer the LFS server's 401 with git's credential helper (opt-in).
+    lfs_credentials: bool = False
     #: The directory fixes may write in; links that leave it are never followed for writes.
     root: Path = field(default_factory=Path.cwd)
     #: Where the pyproject settings came from, for messages.
     config_file: Path | None = None
     _enabled: tuple | None = field(default=None, repr=False, compare=False)
+    _lfs: LfsHeaders | None = field(default=None, repr=False, compare=False)
+
+    def lfs(self) -> LfsHeaders:
+        """The run's Git LFS choice, made once: its fetcher caches headers by oid for the run."""
+        if self._lfs is None:
+            self._lfs = choose(self.lfs_headers, credentials=self.lfs_credentials)
+        return self._lfs
 
     @property
     def enabled(self) -> frozenset[str]:
@@ -96,7 +109,7 @@ def load_pyproject(path: Path) -> dict[str, Any]:
         value = table.get(key)
         if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
             raise SettingsError(f"{path}: [tool.adapter-guard] {key} must be a list of strings")
-    for key in ("unsafe-fixes", "fetch-base-config"):
+    for key in ("unsafe-fixes", "fetch-base-config", "lfs-headers", "lfs-credentials"):
         if key in table and not isinstance(table[key], bool):
             raise SettingsError(f"{path}: [tool.adapter-guard] {key} must be true or false")
     if "base-model" in table and not isinstance(table["base-model"], str):
@@ -121,6 +134,8 @@ def resolve(cli: dict[str, Any], cwd: Path | None = None) -> Settings:
         settings.unsafe_fixes = table.get("unsafe-fixes", False)
         settings.fail_on = table.get("fail-on", "warning")
         settings.fetch_base_config = table.get("fetch-base-config", False)
+        settings.lfs_headers = table.get("lfs-headers")
+        settings.lfs_credentials = table.get("lfs-credentials", False)
         if "base-model" in table:
             settings.base_model = (base / os.path.expanduser(table["base-model"])).resolve()
             settings.base_model_origin = f"base-model in {pyproject}"

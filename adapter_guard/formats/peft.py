@@ -204,6 +204,9 @@ def weights_rules(files: AdapterFiles, emit: Emitter) -> dict[str, tuple[int, ..
         also = f"; `{MLX_WEIGHTS}` is MLX's name, which PEFT never reads" if MLX_WEIGHTS in files.entries else ""
         emit("AG701", f"`{PEFT_WEIGHTS}` is missing next to the config; PeftModel.from_pretrained cannot load it{also}")
         return None
+    if weights.not_fetched is not None:  # a Git LFS pointer is not a corrupt file
+        emit("AG110", weights.not_fetched)
+        return None
     if weights.error is not None:
         emit("AG702", f"`{PEFT_WEIGHTS}`: {weights.error}")
         return None

@@ -112,6 +112,9 @@ def weights_shapes(files: AdapterFiles, weights_name: str, emit: Emitter) -> dic
     if weights_name not in files.entries or weights is None:
         emit("AG101", f"`{weights_name}` is missing next to the config; the adapter cannot be reloaded")
         return None
+    if weights.not_fetched is not None:  # a Git LFS pointer is not a corrupt file
+        emit("AG110", weights.not_fetched)
+        return None
     if weights.error is not None:
         emit("AG102", f"`{weights_name}`: {weights.error}")
         return None

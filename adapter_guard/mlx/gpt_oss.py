@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..check import read_config_bytes
+from ..readers import read_config_bytes
 from ..findings import Finding
 from . import reload
 

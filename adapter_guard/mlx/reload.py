@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..check import read_config_bytes
+from ..readers import read_config_bytes
 
 
 def build_model(config: Mapping[str, Any], seed: int = 0):

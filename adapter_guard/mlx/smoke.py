@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import lfs
 from ..findings import Finding
 from . import fingerprint
 from . import reload
@@ -107,6 +108,11 @@ class _Smoke:
         if isinstance(source, reload.NoBase):
             hint = " (--require-smoke makes this a failure)" if require else ""
             self.emit("AG501", f"smoke skipped: base model not available locally: {source.reason}{hint}")
+            return self.result
+        weights = self.adapter_dir / "adapters.safetensors"
+        if lfs.read_pointer(weights) is not None:  # a pointer-only checkout: there are no tensors to load
+            hint = " (--require-smoke makes this a failure)" if require else ""
+            self.emit("AG501", f"smoke skipped: `adapters.safetensors` is a Git LFS pointer; run {lfs.fetch_hint(weights)}{hint}")
             return self.result
         try:
             import mlx.core  # noqa: F401
