@@ -194,7 +194,7 @@ def _directory_inside(name: str, adapter_dir: Path, root: Path) -> tuple[Path | 
             if not resolved.is_relative_to(root):
                 outside = candidate
                 continue
-            if (resolved / "config.json").is_file():
+            if os.path.lexists(resolved / "config.json"):  # read (or refused, with the reason) by the bounded reader
                 return resolved, ""
         except (OSError, RuntimeError, ValueError):
             continue
