@@ -41,7 +41,7 @@ import json
 import os
 import stat
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 #: The largest header the safetensors format itself accepts (``MAX_HEADER_SIZE``
 #: in the Rust crate). Real adapter headers are tens of kilobytes.
@@ -126,8 +126,11 @@ class Header:
         return {name: info.shape for name, info in self.tensors.items()}
 
 
-def read_header(path: str | os.PathLike[str]) -> Header:
+def read_header(path: str | os.PathLike[str], *, parse: Callable[[bytes, int], Header] | None = None) -> Header:
     """Read and validate the header of the safetensors file at ``path``.
+
+    ``parse`` replaces the parser of the header bytes (``safetensors_fast``
+    passes its own, which gives the same results); the reading is the same.
 
     Raises :class:`HeaderError` for every bad file, and its subclass
     :class:`HeaderUnreadable` when the file cannot be opened or read (missing,
@@ -162,7 +165,7 @@ def read_header(path: str | os.PathLike[str]) -> Header:
         raise HeaderUnreadable(f"cannot read: {_reason(error)}", error) from None
     finally:
         os.close(fd)
-    return _parse(raw, file_size)
+    return (parse or _parse)(raw, file_size)
 
 
 def _read_exactly(fd: int, size: int) -> bytes:
