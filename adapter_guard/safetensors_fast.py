@@ -32,6 +32,7 @@ from math import prod
 from typing import Annotated, Union
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
 from . import safetensors_header as reference
 from .safetensors_header import DTYPE_BITS, Header, TensorInfo
@@ -49,15 +50,15 @@ _tuple_new = tuple.__new__
 class _Entry(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """A tensor entry, or (with only ``format`` set) a common ``__metadata__``.
 
-    ``None`` marks a field that is absent (or JSON null, which is just as wrong):
-    either sends the header to the reference parser.
+    UNSET marks an absent field, and JSON null is refused: either sends the
+    header to the reference parser (``{"dtype": null}`` is no metadata either).
     """
 
-    dtype: Union[str, None] = None
-    shape: Union[Annotated[tuple[_Natural, ...], msgspec.Meta(max_length=MAX_FAST_DIMS)], None] = None
-    data_offsets: Union[tuple[_Natural, _Natural], None] = None
-    # __metadata__ as mlx and PEFT write it: {"format": "mlx"} / {"format": "pt"}.
-    format: Union[str, msgspec.UnsetType] = msgspec.UNSET
+    dtype: Union[str, UnsetType] = UNSET
+    shape: Union[Annotated[tuple[_Natural, ...], msgspec.Meta(max_length=MAX_FAST_DIMS)], UnsetType] = UNSET
+    data_offsets: Union[tuple[_Natural, _Natural], UnsetType] = UNSET
+    # __metadata__ as PEFT and the safetensors library write it: {"format": "pt"}.
+    format: Union[str, UnsetType] = UNSET
 
 
 # null: mx.save_safetensors writes "__metadata__": null.
@@ -89,15 +90,15 @@ def _parse_common(raw: bytes, file_size: int) -> Header | None:
     data_size = file_size - _LENGTH_BYTES - len(raw)
     metadata = document.pop("__metadata__", None)
     if metadata is not None:
-        if metadata.dtype is not None or metadata.shape is not None or metadata.data_offsets is not None:
+        if metadata.dtype is not UNSET or metadata.shape is not UNSET or metadata.data_offsets is not UNSET:
             return None
-        metadata = {} if metadata.format is msgspec.UNSET else {"format": metadata.format}
+        metadata = {} if metadata.format is UNSET else {"format": metadata.format}
     tensors: dict[str, TensorInfo] = {}
     previous_end = 0
     in_offset_order = True
     try:
         for name, entry in document.items():
-            # A missing field (or a null entry) is None: the lookup, prod() or the unpacking raises.
+            # A missing field is UNSET, a null entry None: the lookup, prod() or the unpacking raises.
             shape = entry.shape
             count = prod(shape)
             begin, end = entry.data_offsets

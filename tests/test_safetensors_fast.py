@@ -315,6 +315,8 @@ CORNERS = {
     "a repeated tensor keeps its last entry": b'{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}}',
     "a repeated field keeps its last value": b'{"a":{"dtype":"F16","dtype":"F32","shape":[1],"data_offsets":[0,4]}}',
     "metadata with a null format": b'{"__metadata__":{"format":null}}',
+    "metadata with a null dtype (found by the fuzz run)": b' {"__metadata__":{"dtype":null}}',
+    "a tensor with a null field": b'{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"format":null}}',
     "metadata with two keys": b'{"__metadata__":{"format":"mlx","x":"y"}}',
     "metadata repeated": b'{"__metadata__":{"format":"mlx"},"__metadata__":{"format":"pt"}}',
     "metadata null (as mx.save_safetensors writes it)": b'{"__metadata__":null,"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}',
