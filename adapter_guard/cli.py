@@ -16,7 +16,7 @@ import click
 
 from . import __version__
 from .reporters.text import printable
-from .rules import RULES
+from .registry import RULES
 
 FORMATS = ("text", "json", "github", "sarif")
 #: Surrogates other than surrogateescape's U+DC80..U+DCFF (undecodable file-name bytes).
@@ -33,17 +33,14 @@ def _list_rules(ctx: click.Context, _param, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
     for rule in RULES.values():
-        fix = {"safe": "fix", "unsafe": "unsafe fix", "sometimes": "fix (some cases)"}.get(rule.fix or "", "")
-        click.echo(f"{rule.code}  {rule.name:<28} {rule.severity:<8} {fix:<16} {rule.summary}")
+        click.echo(f"{rule.code}  {rule.name:<28} {rule.severity:<8} {rule.fix.label:<28} {rule.summary}")
     ctx.exit(0)
 
 
 def explain(code: str) -> str:
     rule = RULES[code.upper()]
-    fix = {"safe": "Safe fix (--fix).", "unsafe": "Unsafe fix (--unsafe-fixes).",
-           "sometimes": "Fixable when the files prove the value.", None: "Not fixable."}[rule.fix]
     return (
-        f"{rule.code} {rule.name} ({rule.severity})\n\n{rule.summary}.\n\n{rule.explanation}\n\n{fix}\n"
+        f"{rule.code} {rule.name} ({rule.severity})\n\n{rule.summary}.\n\n{rule.explanation}\n\n{rule.fix.sentence}\n"
         f"Docs: {rule.url}\n"
     )
 
@@ -81,7 +78,7 @@ def _explain(ctx: click.Context, _param, value: str | None) -> None:
               help="List every rule and exit.")
 @click.option("--explain", metavar="CODE", expose_value=False, is_eager=True, callback=_explain,
               help="Explain one rule and exit.")
-@click.option("-v", "--verbose", is_flag=True, help="Show tracebacks for internal errors.")
+@click.option("-v", "--verbose", is_flag=True, help="Show each adapter's detected format, and tracebacks for internal errors.")
 @click.version_option(__version__, "-V", "--version", prog_name="adapter-guard")
 def cli(paths, select, ignore, exclude, github_comment, all_paths, **options) -> None:
     """Lint and fix MLX LoRA adapter_config.json files against their safetensors headers."""
@@ -139,7 +136,7 @@ def _run(settings, github_comment: bool, all_paths: bool) -> int:
         for result in results:
             if result.diff:
                 _write(result.diff, err=not text)
-    _write(render(settings.output_format, results, fix_mode=settings.fix), err=settings.diff and text)
+    _write(render(settings.output_format, results, fix_mode=settings.fix, verbose=settings.verbose), err=settings.diff and text)
     if os.environ.get("GITHUB_ACTIONS") == "true":
         from .github.action import report_to_actions
 

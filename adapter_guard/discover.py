@@ -1,4 +1,4 @@
-"""Find the adapter_config.json files to check."""
+"""Find the adapter_config.json files to check, and adapter weights that have none."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from .readers import WEIGHTS_NAMES
+
 CONFIG_NAME = "adapter_config.json"
-WEIGHTS_NAME = "adapters.safetensors"
 
 #: Directories never searched (they can still be named explicitly).
 SKIP_DIRS = frozenset(
@@ -46,8 +47,10 @@ def _walk(directory: Path, root: Path, exclude: list[str]) -> Iterator[Path]:
         except OSError:
             continue  # unreadable directories are skipped, as git would
         subdirs = []
+        names = {entry.name for entry in entries}
+        lone = None if CONFIG_NAME in names else next((n for n in WEIGHTS_NAMES if n in names), None)
         for entry in entries:
-            if entry.name == CONFIG_NAME:
+            if entry.name == CONFIG_NAME or entry.name == lone:
                 path = Path(entry.path)
                 if not is_excluded(path, root, exclude):
                     yield path
@@ -64,8 +67,11 @@ def discover(paths: Iterable[Path], *, root: Path, exclude: list[str], force_exc
 
     A file named explicitly is checked even when excluded, unless
     ``force_exclude`` (the pre-commit hooks pass it, as ruff's do). A named
-    ``adapters.safetensors`` stands for the config beside it, so a hook that
-    sees only the weights change still checks their config.
+    weights file (``adapters.safetensors``, ``adapter_model.safetensors``, ...)
+    stands for the config beside it, so a hook that sees only the weights
+    change still checks their config; with no config beside it, it is
+    checked itself (and reported as weights without a config).
+    A directory search finds configs, and weights in directories that have none.
     """
     found: dict[str, Path] = {}
     for path in paths:
@@ -73,9 +79,11 @@ def discover(paths: Iterable[Path], *, root: Path, exclude: list[str], force_exc
             for config in _walk(path, root, exclude):
                 found.setdefault(os.path.normpath(config), config)
             continue
-        if path.name == WEIGHTS_NAME:
-            path = path.with_name(CONFIG_NAME)
-            if not path.exists() and not path.is_symlink():
+        if path.name in WEIGHTS_NAMES:
+            config = path.with_name(CONFIG_NAME)
+            if config.exists() or config.is_symlink():
+                path = config
+            elif not path.is_file():
                 continue
         if force_exclude and is_excluded(path, root, exclude):
             continue

@@ -2,7 +2,7 @@
 
     python -m adapter_guard.docs   # rewrites the README table and docs/rules.md
 
-A test fails when either drifts from ``rules.RULES``.
+A test fails when either drifts from ``registry.RULES``.
 """
 
 from __future__ import annotations
@@ -11,10 +11,9 @@ import re
 import sys
 from pathlib import Path
 
-from .rules import RULES
+from .registry import RULES
 
 BEGIN, END = "<!-- rules-table:begin -->", "<!-- rules-table:end -->"
-FIX_LABEL = {"safe": "safe", "unsafe": "unsafe", "sometimes": "when proven", None: ""}
 
 
 def _cell(text: str) -> str:
@@ -26,7 +25,7 @@ def rule_table() -> str:
     for rule in RULES.values():
         rows.append(
             f"| [{rule.code}](docs/rules.md#{_anchor(rule)}) | `{rule.name}` | {rule.severity} "
-            f"| {FIX_LABEL[rule.fix]} | {_cell(rule.summary)} |"
+            f"| {rule.fix.label} | {_cell(rule.summary)} |"
         )
     return "\n".join(rows)
 
@@ -36,12 +35,12 @@ def _anchor(rule) -> str:
 
 
 def rules_reference() -> str:
-    parts = ["# adapter-guard rules", "", "Generated from `adapter_guard/rules.py` by `python -m adapter_guard.docs`.", ""]
+    parts = ["# adapter-guard rules", "", "Generated from `adapter_guard/registry.py` by `python -m adapter_guard.docs`.", ""]
     for rule in RULES.values():
         parts += [
             f"## {rule.code} {rule.name}",
             "",
-            f"*{rule.severity}*" + (f", fix: {FIX_LABEL[rule.fix]}" if rule.fix else ""),
+            f"*{rule.severity}*" + (f", fix: {rule.fix.label}" if rule.fix.label else ""),
             "",
             rule.summary[0].upper() + rule.summary[1:] + ".",
             "",

@@ -7,14 +7,17 @@ reporter and turns them into an exit code with ``exit_code``.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import jsondoc
 from .atomic import atomic_write
-from .check import Emitter, Inputs, check_weights, read_base_layers, read_config_bytes, run_rules
 from .discover import discover
 from .findings import FileResult, Finding
-from .rules import ERROR, INFO, SAFE, WARNING
+from .formats import lint_config, lint_lone_weights
+from .formats.shared import base_layer_count, parse_config
+from .readers import WEIGHTS_NAMES, AdapterFiles, read_adapter_files, read_base_config, read_config_bytes
+from .registry import ERROR, INFO, SAFE, UNSAFE, WARNING, Applicability
 from .settings import Settings
 
 #: Above this many files the work is spread over processes (one per core).
@@ -52,50 +55,44 @@ def _linked_outside(path: Path, root: Path) -> Path | None:
     return None
 
 
-def lint(path: Path, data: bytes, settings: Settings) -> tuple[list[Finding], jsondoc.Document | None]:
-    """All lint findings for one config's bytes, plus the parsed document."""
-    spath = str(path)
-    try:
-        doc = jsondoc.load(data)
-    except jsondoc.JsonDocError as exc:
-        return [Finding("AG001", spath, str(exc), line=getattr(exc, "line", None))], None
-    findings = [
-        Finding("AG002", spath, f"key {key!r} appears more than once in {_where(obj)}", json_path=obj + (key,))
-        for obj, key in doc.duplicates
-    ]
-    findings += [
-        Finding("AG004", spath, f"`{_where(p)}` is {_literal(doc, p)}, which is not valid JSON (NaN/Infinity)", json_path=p)
-        for p in doc.nonfinite
-    ]
-    config = doc.value
-    if not isinstance(config, dict):
-        findings.append(Finding("AG003", spath, f"the top level is a JSON {_json_type(config)}, not an object"))
-        return findings, doc
+@dataclass(frozen=True)
+class AdapterRead:
+    """What one adapter directory holds besides the config, read once per config."""
 
-    weights = Emitter(spath)
+    files: AdapterFiles
+    #: The base model's config.json (the first that gives a layer count), when one is known.
+    base: dict | None = None
+    total_layers: int | None = None
+    base_source: str | None = None
+
+
+def read_adapter(path: Path, settings: Settings) -> AdapterRead:
     adapter_dir = path.parent
-    shape = check_weights(adapter_dir, weights, config.get("fine_tune_type"))
-    total, source = None, None
-    for base in ([settings.base_model] if settings.base_model else []) + [adapter_dir]:
-        total, source = read_base_layers(base)
+    for base_dir in ([settings.base_model] if settings.base_model else []) + [adapter_dir]:
+        base = read_base_config(base_dir)
+        total = base_layer_count(base.config) if base is not None else None
         if total is not None:
-            break
-    findings += weights.findings
-    findings += run_rules(Inputs(config, shape, total, source), spath)
-    return findings, doc
+            return AdapterRead(read_adapter_files(adapter_dir), base.config, total, base.source)
+    return AdapterRead(read_adapter_files(adapter_dir))
 
 
-def _where(json_path) -> str:
-    return ".".join(str(p) for p in json_path) or "the top-level object"
+def lint(
+    path: Path, data: bytes, settings: Settings, read: AdapterRead | None = None
+) -> tuple[list[Finding], jsondoc.Document | None, str | None]:
+    """All lint findings for one config's bytes, the parsed document, and the adapter's format.
 
-
-def _json_type(value) -> str:
-    return {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
-
-
-def _literal(doc, json_path) -> str:
-    span = doc.span(json_path)
-    return doc.text[span[0] : span[1]] if span else "not finite"
+    ``read`` is what ``read_adapter`` found; given, the directory is not read again.
+    """
+    spath = str(path)
+    findings, doc = parse_config(data, spath)
+    if doc is None or not isinstance(doc.value, dict):
+        return findings, doc, None
+    if read is None:
+        read = read_adapter(path, settings)
+    detection, found = lint_config(
+        doc.value, read.files, spath, base=read.base, total_layers=read.total_layers, base_source=read.base_source
+    )
+    return findings + found, doc, detection.format.value
 
 
 def plan_fixes(findings: list[Finding], doc: jsondoc.Document, unsafe: bool) -> tuple[str, list[Finding]]:
@@ -104,7 +101,7 @@ def plan_fixes(findings: list[Finding], doc: jsondoc.Document, unsafe: bool) -> 
     current = doc
     for finding in findings:
         fix = finding.fix
-        if fix is None or (fix.applicability != SAFE and not unsafe):
+        if fix is None or not _applies(fix.applicability, unsafe):
             continue
         try:
             text = current.set_values(list(fix.sets))
@@ -115,8 +112,42 @@ def plan_fixes(findings: list[Finding], doc: jsondoc.Document, unsafe: bool) -> 
     return text, applied
 
 
+def _applies(applicability: Applicability, unsafe: bool) -> bool:
+    return applicability is SAFE or (applicability is UNSAFE and unsafe)
+
+
+#: Fix passes before giving up on reaching a fixed point (ruff stops at 100;
+#: adapter-guard's fixes settle in two or three).
+MAX_FIX_PASSES = 10
+
+
+def fix_until_stable(
+    path: Path, findings: list[Finding], doc: jsondoc.Document, settings: Settings, read: AdapterRead
+) -> tuple[str, list[Finding], list[Finding]]:
+    """Apply fixes and re-lint the result until no fix changes it, as ruff does.
+
+    Returns the final text, the findings whose fixes were applied (in any
+    pass), and the findings the final text still has.
+    """
+    enabled = settings.enabled
+    applied: list[Finding] = []
+    for _ in range(MAX_FIX_PASSES):
+        text, done = plan_fixes(findings, doc, settings.unsafe_fixes)
+        if not done or text == doc.text:
+            break
+        applied += done
+        findings, new_doc, _ = lint(path, text.encode("utf-8"), settings, read)
+        findings = [f for f in findings if f.code in enabled]
+        if new_doc is None:  # cannot happen: every edit is re-parsed before it is kept
+            break
+        doc = new_doc
+    return doc.text, applied, findings
+
+
 def process(path: Path, settings: Settings) -> FileResult:
     """Lint one config, plan or apply its fixes, and return the result."""
+    if path.name in WEIGHTS_NAMES and not path.is_dir():
+        return _process_lone_weights(path, settings)
     result = FileResult(str(path))
     data = _read_config(path, result, settings)
     enabled = settings.enabled
@@ -124,7 +155,8 @@ def process(path: Path, settings: Settings) -> FileResult:
     result.findings = [f for f in result.findings if f.code in enabled]
     if data is None:
         return result
-    findings, doc = lint(path, data, settings)
+    read = read_adapter(path, settings)
+    findings, doc, result.format = lint(path, data, settings, read)
     findings = [f for f in findings if f.code in enabled]
     if linked_outside:
         # Never written through, so not fixable; and no diff, which would print a
@@ -133,19 +165,17 @@ def process(path: Path, settings: Settings) -> FileResult:
             finding.fix = None
 
     if doc is not None and any(f.fix for f in findings):
-        new_text, applied = plan_fixes(findings, doc, settings.unsafe_fixes)
+        new_text, applied, remaining = fix_until_stable(path, findings, doc, settings, read)
         if applied and new_text != doc.text:
             result.diff = jsondoc.unified_diff(str(path), doc.text, new_text)
             if settings.writes:
                 _write(path, new_text, result, settings)
             if result.written:
-                # Re-lint what is on disk now: what remains is what the fix did not settle.
-                remaining, doc = lint(path, new_text.encode("utf-8"), settings)
-                remaining = [f for f in remaining if f.code in enabled]
-                still = {(f.code, f.message) for f in remaining}
+                # Fixed is what was applied; what remains is what the final text still has.
                 for finding in applied:
-                    finding.fixed = (finding.code, finding.message) not in still
-                findings = [f for f in findings if f.fixed] + remaining
+                    finding.fixed = True
+                findings = applied + remaining
+                doc = jsondoc.load(new_text.encode("utf-8"))
     result.findings += findings
 
     if settings.smoke and doc is not None and isinstance(doc.value, dict):
@@ -168,6 +198,15 @@ def process(path: Path, settings: Settings) -> FileResult:
         for finding in result.findings:
             if finding.line is None:
                 finding.line = _line(doc, finding)
+    return result
+
+
+def _process_lone_weights(path: Path, settings: Settings) -> FileResult:
+    """A weights file discovery found with no adapter_config.json beside it."""
+    result = FileResult(str(path))
+    detection, findings = lint_lone_weights(read_adapter_files(path.parent), str(path), path.name)
+    result.format = detection.format.value
+    result.findings = [f for f in findings if f.code in settings.enabled]
     return result
 
 

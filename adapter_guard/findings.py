@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .rules import RULES
+from .registry import RULES, Applicability
 
 #: A location inside a JSON document: object keys (str) and list indices (int).
 JsonPath = tuple[Any, ...]
@@ -18,7 +18,7 @@ class Fix:
     Missing parent objects on a path are created. Values are plain JSON values.
     """
 
-    applicability: str  # rules.SAFE or rules.UNSAFE
+    applicability: Applicability
     sets: tuple[tuple[JsonPath, Any], ...]
     description: str
 
@@ -60,7 +60,7 @@ class Finding:
             "line": self.line,
             "message": self.message,
             "fixable": self.fixable,
-            "fix_applicability": self.fix.applicability if self.fix else None,
+            "fix_applicability": self.fix.applicability.value if self.fix else None,
             "fixed": self.fixed,
             "url": self.rule.url,
         }
@@ -82,3 +82,6 @@ class FileResult:
     notes: list[str] = field(default_factory=list)
     #: The deep checks that actually ran on this adapter ("smoke", "gpt-oss").
     checks: set[str] = field(default_factory=set)
+    #: The adapter's format as detected ("mlx-lm", "peft-lora", ...; see formats.detect), None when
+    #: the config could not be read or parsed.
+    format: str | None = None

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .rules import enabled_codes, unknown_selectors
+from .registry import enabled_codes, unknown_selectors
 
 CONFIG_KEYS = {"select", "ignore", "exclude", "extend-exclude", "unsafe-fixes", "base-model", "fail-on"}
 FAIL_ON = ("error", "warning", "info", "never")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 
 from adapter_guard.findings import FileResult, Finding, Fix
-from adapter_guard.rules import SAFE, UNSAFE
+from adapter_guard.registry import SAFE, UNSAFE
 
 #: An adapter_config.json as a PR adds it: lora_parameters lacks dropout.
 CONFIG_WITHOUT_DROPOUT = """\

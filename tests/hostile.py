@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from adapter_guard import jsondoc
 from adapter_guard.cli import main
-from adapter_guard.rules import RULES
+from adapter_guard.registry import RULES
 
 CONFIG = "adapter_config.json"
 WEIGHTS = "adapters.safetensors"

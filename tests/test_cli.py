@@ -16,7 +16,7 @@ import pytest
 from safetensors.numpy import save_file
 
 from adapter_guard.cli import main
-from adapter_guard.rules import RULES
+from adapter_guard.registry import RULES
 
 COMPLETE = """\
 {
@@ -198,14 +198,14 @@ def test_internal_error_is_one_line_unless_verbose(tmp_path, capsys, monkeypatch
         main([str(tmp_path), "--verbose"])
 
 
-def test_lint_path_imports_no_mlx_or_github(tmp_path):
+def test_lint_path_imports_no_mlx_torch_peft_or_github(tmp_path):
     write_adapter(tmp_path / "a", without(COMPLETE, '"rank"'))
     code = textwrap.dedent(
         f"""
         import sys
         from adapter_guard.cli import main
         main([{str(tmp_path)!r}, "--output-format", "json"])
-        heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("mlx", "mlx_lm", "github", "numpy"))
+        heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("mlx", "mlx_lm", "mlx_vlm", "github", "numpy", "torch", "peft", "transformers"))
         print(heavy, file=sys.stderr)
         """
     )

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from adapter_guard.docs import rule_table, rules_reference, splice_readme
-from adapter_guard.rules import RULES
+from adapter_guard.registry import RULES, Fixability
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,7 +23,7 @@ def test_every_rule_has_a_kebab_case_name_and_a_grouped_code():
         assert code == rule.code and len(code) == 5 and code.startswith("AG") and code[2:].isdigit()
         assert rule.name == rule.name.lower() and " " not in rule.name and "_" not in rule.name
         assert rule.severity in ("error", "warning", "info")
-        assert rule.fix in (None, "safe", "unsafe", "sometimes")
+        assert isinstance(rule.fix, Fixability)
 
 
 def test_ci_runs_the_readme_test_command():

@@ -21,7 +21,7 @@ from adapter_guard.reporters.markdown import (
     render_comment,
     render_report,
 )
-from adapter_guard.rules import RULES
+from adapter_guard.registry import RULES
 
 from github_results import clean_result, finding, fixable_result
 

@@ -30,7 +30,8 @@ from pathlib import Path
 
 import pytest
 
-from adapter_guard.check import MAX_CONFIG_BYTES, PICKLE_SUFFIXES
+from adapter_guard.formats.shared import PICKLE_SUFFIXES
+from adapter_guard.readers import MAX_CONFIG_BYTES
 from hostile import COMPLETE, exit_problems, preservation_problems, run_cli, temp_files, write_adapter
 
 NEEDS_FIX = COMPLETE.replace('        "dropout": 0.0,\n', "")  # AG205: the fix adds dropout

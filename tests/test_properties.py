@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapter_guard import jsondoc
-from adapter_guard.check import Inputs, run_rules
+from adapter_guard.formats.mlx_lm import run_rules
+from adapter_guard.formats.shared import Inputs
 from adapter_guard.engine import plan_fixes
 from adapter_guard.infer import infer_adapter, infer_rank
 

@@ -2,9 +2,10 @@
 
 import pytest
 
-from adapter_guard.check import Inputs, run_rules
+from adapter_guard.formats.mlx_lm import run_rules
+from adapter_guard.formats.shared import Inputs
 from adapter_guard.infer import infer_adapter
-from adapter_guard.rules import RULES, SAFE, UNSAFE, enabled_codes
+from adapter_guard.registry import RULES, SAFE, UNSAFE, enabled_codes
 
 
 def linear_tensors(layers=(2, 3), keys=("self_attn.q_proj", "self_attn.v_proj"), rank=8, prefix="model.layers", m=False):

@@ -17,7 +17,7 @@ import pytest
 
 from adapter_guard.findings import FileResult
 from adapter_guard.reporters.sarif import render
-from adapter_guard.rules import RULES
+from adapter_guard.registry import RULES
 
 from github_results import finding
 
@@ -101,3 +101,13 @@ def test_findings_without_a_file_and_failed_writes_become_notifications():
     assert [n["message"]["text"] for n in notes] == ["<built-in gpt-oss>: drift",
                                                       "could not write the fix: read-only file system"]
     assert notes[0]["associatedRule"]["id"] == "AG601"
+
+
+def test_a_log_with_adapter_formats_is_valid_and_lists_each_adapter_once():
+    results = [
+        FileResult("adapters/a/adapter_config.json", [finding()], format="peft-lora"),
+        FileResult("adapters/b/adapter_config.json", format="mlx-vlm"),
+    ]
+    run = sarif(results)["runs"][0]
+    assert [a["properties"]["adapterFormat"] for a in run["artifacts"]] == ["peft-lora", "mlx-vlm"]
+    assert run["results"][0]["properties"]["adapterFormat"] == "peft-lora"

@@ -26,5 +26,7 @@ def get_renderer(name: str) -> Renderer:
     return importlib.import_module(RENDERERS[name]).render
 
 
-def render(name: str, results: list[FileResult], *, fix_mode: bool) -> str:
+def render(name: str, results: list[FileResult], *, fix_mode: bool, verbose: bool = False) -> str:
+    if name == "text":  # the one human format: --verbose adds each adapter's format
+        return get_renderer(name)(results, fix_mode=fix_mode, verbose=verbose)
     return get_renderer(name)(results, fix_mode=fix_mode)

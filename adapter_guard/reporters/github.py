@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from ..findings import FileResult, Finding
-from ..rules import SAFE
+from ..registry import SAFE
 
 _COMMAND = {"error": "error", "warning": "warning", "info": "notice"}
 

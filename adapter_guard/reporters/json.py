@@ -3,7 +3,9 @@
 Each finding is an object with: ``code``, ``name``, ``severity`` (error,
 warning, info), ``path``, ``line`` (1-based, the line of the offending key),
 ``message``, ``fixable``, ``fix_applicability`` (safe, unsafe or null),
-``fixed`` and ``url`` (the rule's documentation).
+``fixed``, ``url`` (the rule's documentation) and ``format`` (the adapter's
+format as detected: mlx-lm, mlx-lm-legacy, mlx-vlm, mlx-vlm-legacy, mlx-npz,
+peft-lora, peft-other, unknown; null when the config could not be read).
 """
 
 from __future__ import annotations
@@ -14,5 +16,5 @@ from ..findings import FileResult
 
 
 def render(results: list[FileResult], *, fix_mode: bool) -> str:
-    findings = [f.to_json() for r in results for f in r.findings]
+    findings = [{**f.to_json(), "format": r.format} for r in results for f in r.findings]
     return json.dumps(findings, indent=2, ensure_ascii=True) + "\n"

@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 
 from ..findings import FileResult, Finding
-from ..rules import SAFE
+from ..registry import SAFE
 from .github import is_file_path, report_path
 
 #: GitHub rejects issue comments longer than 65,536 characters; sizes here are

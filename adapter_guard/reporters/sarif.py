@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from .. import __version__
 from ..findings import FileResult, Finding
-from ..rules import RULES, Rule
+from ..registry import RULES, Rule
 from .github import is_file_path, report_path
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -28,8 +28,7 @@ _RULE_INDEX = {code: i for i, code in enumerate(RULES)}
 
 
 def _rule_descriptor(rule: Rule) -> dict[str, Any]:
-    fix = {"safe": "Safe fix: `adapter-guard --fix`.", "unsafe": "Unsafe fix: `adapter-guard --unsafe-fixes`.",
-           "sometimes": "Fixable with `--fix` when the files prove the value."}.get(rule.fix or "", "Not fixable.")
+    fix = rule.fix.sentence
     return {
         "id": rule.code,
         "name": rule.name,
@@ -41,7 +40,10 @@ def _rule_descriptor(rule: Rule) -> dict[str, Any]:
         },
         "helpUri": rule.url,
         "defaultConfiguration": {"level": _LEVEL[rule.severity]},
-        "properties": {"fix": rule.fix or "none"},
+        "properties": {
+            "fixAvailability": rule.fix.availability.value,
+            "fixApplicabilities": [a.value for a in rule.fix.ordered],
+        },
     }
 
 
@@ -54,7 +56,7 @@ def artifact_uri(path: str) -> dict[str, str]:
     return {"uri": quote(os.fsencode(relative), safe="/"), "uriBaseId": "%SRCROOT%"}
 
 
-def _result(finding: Finding) -> dict[str, Any]:
+def _result(finding: Finding, adapter_format: str | None) -> dict[str, Any]:
     return {
         "ruleId": finding.code,
         "ruleIndex": _RULE_INDEX[finding.code],
@@ -70,7 +72,8 @@ def _result(finding: Finding) -> dict[str, Any]:
         ],
         "properties": {
             "fixable": finding.fixable,
-            "fixApplicability": finding.fix.applicability if finding.fix else None,
+            "fixApplicability": finding.fix.applicability.value if finding.fix else None,
+            "adapterFormat": adapter_format,
         },
     }
 
@@ -91,7 +94,7 @@ def build(results: list[FileResult], *, fix_mode: bool) -> dict[str, Any]:
             if finding.fixed:
                 continue
             if is_file_path(finding.path):
-                sarif_results.append(_result(finding))
+                sarif_results.append(_result(finding, result.format))
             else:
                 notifications.append(_notification(finding))
         if result.write_error:
@@ -102,6 +105,12 @@ def build(results: list[FileResult], *, fix_mode: bool) -> dict[str, Any]:
                     "locations": [{"physicalLocation": {"artifactLocation": artifact_uri(result.path)}}],
                 }
             )
+    # Every adapter checked, with its detected format, findings or not.
+    artifacts = [
+        {"location": artifact_uri(r.path), "properties": {"adapterFormat": r.format}}
+        for r in results
+        if r.format is not None and is_file_path(r.path)
+    ]
     invocation: dict[str, Any] = {"executionSuccessful": True}
     if notifications:
         invocation["toolExecutionNotifications"] = notifications
@@ -120,6 +129,7 @@ def build(results: list[FileResult], *, fix_mode: bool) -> dict[str, Any]:
                     }
                 },
                 "invocations": [invocation],
+                **({"artifacts": artifacts} if artifacts else {}),
                 "results": sarif_results,
             }
         ],

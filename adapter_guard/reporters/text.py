@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from ..findings import FileResult
-from ..rules import SAFE
+from ..registry import SAFE
 
 # Everything str.splitlines() or a terminal treats as a line break or a control
 # sequence (C0, DEL, C1, U+2028/9), and the lone surrogates that stand for
@@ -36,10 +36,12 @@ def _path(path: str) -> str:
     return "./" + path if path.startswith(":") else path
 
 
-def render(results: list[FileResult], *, fix_mode: bool) -> str:
+def render(results: list[FileResult], *, fix_mode: bool, verbose: bool = False) -> str:
     lines: list[str] = []
     remaining = fixed = safe = unsafe = 0
     for result in results:
+        if verbose and result.format is not None:
+            lines.append(f"{_path(result.path)}: format: {result.format}")
         for finding in result.findings:
             if finding.fixed:
                 fixed += 1

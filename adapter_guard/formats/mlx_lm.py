@@ -1,144 +1,31 @@
-"""The rules: a parsed config plus what the tensors prove, in; findings with fixes, out.
+"""mlx-lm's config rules: a parsed config plus what the tensors prove, in; findings with fixes, out.
 
-``check_config`` reads one adapter directory (config bytes, safetensors header,
-an optional base ``config.json``) and hands plain values to ``run_rules``,
-which is pure: no I/O, no MLX, so most tests need no files at all.
+Pure: the engine reads the files (``adapter_guard.readers``) and hands plain
+values to ``run_rules``, so most tests need no files at all.
 """
 
 from __future__ import annotations
 
-import errno
 import math
-import os
-import stat
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from . import jsondoc
-from .discover import WEIGHTS_NAME
-from .findings import Finding, Fix, JsonPath
-from .infer import AdapterShape, infer_adapter, infer_num_layers, layer_path
-from .rules import SAFE, UNSAFE
-from .safetensors_header import HeaderError, read_header
+from ..findings import Finding, Fix
+from ..infer import AdapterShape, infer_adapter, infer_num_layers, layer_path
+from ..readers import MLX_WEIGHTS, AdapterFiles
+from ..registry import SAFE, UNSAFE
+from .shared import Emitter, Inputs, is_int, is_number, names, pickle_rules, weights_shapes
 
 FINE_TUNE_TYPES = ("lora", "dora", "full")
-#: Weight formats that can execute code or hold pickled objects when loaded.
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".npz")
-#: How many names a message lists before it says "and N more".
-LIST_LIMIT = 5
-#: The largest adapter_config.json (or base config.json) read. Real ones are
-#: 1-40 kB; parsing with positions peaks at about 130 bytes per byte of JSON.
-MAX_CONFIG_BYTES = 1024 * 1024
+WEIGHTS_NAME = MLX_WEIGHTS
 
 
-@dataclass
-class Inputs:
-    """Everything the rules look at, already read from disk."""
-
-    config: dict[str, Any]
-    #: None when the weights could not be read (a finding already says why).
-    shape: AdapterShape | None
-    #: The base model's layer count, when a base config.json is known.
-    total_layers: int | None = None
-    base_source: str | None = None
-
-
-class Emitter:
-    def __init__(self, path: str):
-        self.path = path
-        self.findings: list[Finding] = []
-
-    def __call__(self, code: str, message: str, json_path: JsonPath | None = None, fix: Fix | None = None) -> None:
-        self.findings.append(Finding(code, self.path, message, json_path=json_path, fix=fix))
-
-
-def _names(items, limit: int = LIST_LIMIT) -> str:
-    items = sorted(items)
-    shown = ", ".join(f"`{i}`" for i in items[:limit])
-    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an integer too large for a float: no LoRA value can use it
-        return False
-
-
-# -- reading ------------------------------------------------------------------
-
-
-def read_config_bytes(path: Path, limit: int = MAX_CONFIG_BYTES) -> bytes:
-    """The bytes of a regular file of at most ``limit`` bytes, or an OSError saying why not.
-
-    A config can be a planted FIFO or a link to /dev/zero: open without
-    blocking, refuse anything but a regular file, and never read past the limit.
-    """
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
-            raise IsADirectoryError(errno.EISDIR, "is a directory")
-        if not stat.S_ISREG(mode):
-            raise OSError(errno.EINVAL, "not a regular file")
-        chunks, size = [], 0
-        while chunk := os.read(fd, limit + 1 - size):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > limit:  # checked while reading: the file may grow after fstat
-                raise OSError(errno.EFBIG, f"larger than {limit} bytes, the most adapter-guard reads")
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
-
-
-def read_base_layers(base_dir: Path) -> tuple[int | None, str | None]:
-    """``num_hidden_layers`` from a base model's config.json, if there is a usable one."""
-    config_path = base_dir / "config.json"
-    try:
-        doc = jsondoc.load(read_config_bytes(config_path))
-    except (OSError, jsondoc.JsonDocError):
-        return None, None
-    config = doc.value
-    if not isinstance(config, dict):
-        return None, None
-    for table in (config, config.get("text_config"), config.get("language_config")):
-        if isinstance(table, dict):
-            for key in ("num_hidden_layers", "n_layers", "num_layers"):
-                if _is_int(table.get(key)) and table[key] > 0:
-                    return table[key], str(config_path)
-    return None, None
-
-
-def check_weights(adapter_dir: Path, emit: Emitter, fine_tune_type: Any) -> AdapterShape | None:
-    """Findings about the weights file; the inferred shape when it is readable."""
-    try:
-        entries = list(os.scandir(adapter_dir))
-    except OSError:
-        entries = []
-    for entry in entries:
-        if entry.name.endswith(PICKLE_SUFFIXES) and entry.is_file():
-            emit("AG107", f"`{entry.name}` is a pickle-based weights file: unsafe to load, adapter-guard never loads it")
-
-    weights = adapter_dir / WEIGHTS_NAME
-    if not any(e.name == WEIGHTS_NAME for e in entries):
-        emit("AG101", f"`{WEIGHTS_NAME}` is missing next to the config; the adapter cannot be reloaded")
-        return None
-    try:
-        header = read_header(weights)
-    except HeaderError as exc:  # every failure, including "cannot open", arrives as one
-        emit("AG102", f"`{WEIGHTS_NAME}`: {exc.message}")
-        return None
-    if fine_tune_type == "full":
+def weights_rules(files: AdapterFiles, emit: Emitter, fine_tune_type: Any) -> AdapterShape | None:
+    """Findings about the files beside the config; the inferred shape when the weights are readable."""
+    pickle_rules(files, emit)
+    shapes = weights_shapes(files, WEIGHTS_NAME, emit)
+    if shapes is None or fine_tune_type == "full":
         return None  # a full fine-tune stores model weights, not adapter factors
-    return infer_adapter(header.shapes())
+    return infer_adapter(shapes)
 
 
 # -- the rules ----------------------------------------------------------------
@@ -178,7 +65,7 @@ def _tensor_rules(shape: AdapterShape, emit: Emitter) -> None:
         emit(
             "AG103",
             f"{len(shape.foreign)} tensor(s) are not lora_a/lora_b/m adapter parameters "
-            f"(stock mlx-lm rejects the file): {_names(shape.foreign)}",
+            f"(stock mlx-lm rejects the file): {names(shape.foreign)}",
         )
     for module, present in sorted(shape.unpaired.items()):
         missing = "lora_b" if present == "lora_a" else "lora_a"
@@ -186,7 +73,7 @@ def _tensor_rules(shape: AdapterShape, emit: Emitter) -> None:
     for module, reason in sorted(shape.contradicted.items()):
         emit("AG105", f"`{module}`: rank is contradicted: {reason}")
     if len(shape.ranks) > 1:
-        detail = "; ".join(f"rank {r}: {_names(mods, 3)}" for r, mods in sorted(shape.ranks.items()))
+        detail = "; ".join(f"rank {r}: {names(mods, 3)}" for r, mods in sorted(shape.ranks.items()))
         emit("AG106", f"modules have different ranks, which one lora_parameters.rank cannot express ({detail})")
     if not shape.modules and not shape.foreign:
         emit("AG103", "the weights file holds no adapter tensors")
@@ -209,18 +96,18 @@ def _value_rules(config: dict, emit: Emitter) -> None:
     lora = config.get("lora_parameters")
     if "lora_parameters" in config and lora is not None and not isinstance(lora, dict):
         emit("AG004", f"lora_parameters must be an object, not {type(lora).__name__}", ("lora_parameters",))
-    if "num_layers" in config and not _is_int(config["num_layers"]):
+    if "num_layers" in config and not is_int(config["num_layers"]):
         emit("AG004", f"num_layers must be an integer, not {config['num_layers']!r}", ("num_layers",))
     tables = [((), config)]
     if isinstance(lora, dict):
         tables.append((("lora_parameters",), lora))
     for prefix, table in tables:
         where = ".".join(prefix + ("",))
-        if "rank" in table and not (_is_int(table["rank"]) and table["rank"] > 0):
+        if "rank" in table and not (is_int(table["rank"]) and table["rank"] > 0):
             emit("AG004", f"{where}rank must be a positive integer, not {table['rank']!r}", prefix + ("rank",))
-        if "scale" in table and not _is_number(table["scale"]):
+        if "scale" in table and not is_number(table["scale"]):
             emit("AG004", f"{where}scale must be a finite number, not {table['scale']!r}", prefix + ("scale",))
-        if "dropout" in table and not (_is_number(table["dropout"]) and 0 <= table["dropout"] < 1):
+        if "dropout" in table and not (is_number(table["dropout"]) and 0 <= table["dropout"] < 1):
             emit("AG004", f"{where}dropout must be a number in [0, 1), not {table['dropout']!r}", prefix + ("dropout",))
     if isinstance(lora, dict) and "keys" in lora:
         keys = lora["keys"]
@@ -250,20 +137,25 @@ def _valid_mirror(config: dict, key: str, valid) -> Any:
 
 def _scale_source(config: dict, lora: dict, rank: int | None) -> tuple[Any, str | None, str | None]:
     """(value, applicability, explanation) for a missing scale, or (None, None, how-to)."""
-    mirror = _valid_mirror(config, "scale", _is_number)
+    mirror = _valid_mirror(config, "scale", is_number)
     if mirror is not None:
         return mirror, SAFE, f"the top-level `scale` mirror says {mirror!r}"
     alpha = next(
-        (t[k] for t in (lora, config) for k in ("alpha", "lora_alpha") if k in t and _is_number(t[k])),
+        (t[k] for t in (lora, config) for k in ("alpha", "lora_alpha") if k in t and is_number(t[k])),
         None,
     )
-    config_rank = next((t[k] for t in (lora, config) for k in ("rank", "r") if _is_int(t.get(k)) and t[k] > 0), None)
+    config_rank = next((t[k] for t in (lora, config) for k in ("rank", "r") if is_int(t.get(k)) and t[k] > 0), None)
     rank = config_rank or rank
     if alpha is not None and rank:
+        # rsLoRA (use_rslora, a PEFT key unsloth carries over) scales by alpha / sqrt(rank).
+        if any(t.get("use_rslora") is True for t in (lora, config)):
+            scale, formula = alpha / math.sqrt(rank), f"alpha / sqrt(rank) = {alpha!r} / sqrt({rank})"
+        else:
+            scale, formula = alpha / rank, f"alpha / rank = {alpha!r} / {rank}"
         return (
-            alpha / rank,
+            scale,
             UNSAFE,
-            f"--unsafe-fixes writes alpha / rank = {alpha!r} / {rank} = {alpha / rank!r}, the PEFT convention, "
+            f"--unsafe-fixes writes {formula} = {scale!r}, the PEFT convention, "
             "which may not be the scale the adapter was trained with (mlx-lm uses scale directly)",
         )
     return None, None, (
@@ -275,7 +167,7 @@ def _scale_source(config: dict, lora: dict, rank: int | None) -> tuple[Any, str 
 def _missing_lora_parameters(config: dict, shape: AdapterShape | None, emit: Emitter) -> None:
     """lora_parameters is absent or null: one fix writes every field the files prove."""
     rank, rank_why = _provable_rank(shape)
-    mirror_rank = _valid_mirror(config, "rank", lambda v: _is_int(v) and v > 0)
+    mirror_rank = _valid_mirror(config, "rank", lambda v: is_int(v) and v > 0)
     values: dict[str, Any] = {}
     notes = []
     if rank is not None:
@@ -294,7 +186,7 @@ def _missing_lora_parameters(config: dict, shape: AdapterShape | None, emit: Emi
     else:
         fix = Fix(UNSAFE, ((("lora_parameters", "scale"), scale),), f"set scale to {scale!r}") if applicability else None
         missing_scale = (f"lora_parameters.scale is missing; {why}", ("lora_parameters",), fix)
-    dropout = _valid_mirror(config, "dropout", lambda v: _is_number(v) and 0 <= v < 1)
+    dropout = _valid_mirror(config, "dropout", lambda v: is_number(v) and 0 <= v < 1)
     values["dropout"] = 0.0 if dropout is None else dropout
     notes.append("dropout 0.0 (no effect at inference)" if dropout is None else "dropout from the top-level mirror")
     if shape is not None and shape.outer_keys and config.get("unsloth_mlx_lora_module_paths") is None:
@@ -316,7 +208,7 @@ def _rank_rules(config: dict, lora: dict, shape: AdapterShape | None, emit: Emit
             emit("AG202", f"lora_parameters.rank is missing; the tensors prove rank {rank} ({why})", ("lora_parameters",), fix)
         else:
             emit("AG202", f"lora_parameters.rank is missing and cannot be inferred: {why}", ("lora_parameters",))
-    elif rank is not None and _is_int(lora["rank"]) and lora["rank"] > 0 and lora["rank"] != rank:
+    elif rank is not None and is_int(lora["rank"]) and lora["rank"] > 0 and lora["rank"] != rank:
         fix = Fix(UNSAFE, ((("lora_parameters", "rank"), rank),), f"replace rank {lora['rank']} with {rank}")
         emit(
             "AG203",
@@ -338,7 +230,7 @@ def _scale_rules(config: dict, lora: dict, shape: AdapterShape | None, emit: Emi
 def _dropout_rules(config: dict, lora: dict, emit: Emitter) -> None:
     if "dropout" in lora:
         return
-    mirror = _valid_mirror(config, "dropout", lambda v: _is_number(v) and 0 <= v < 1)
+    mirror = _valid_mirror(config, "dropout", lambda v: is_number(v) and 0 <= v < 1)
     if mirror is not None:
         value, why = mirror, f"the top-level `dropout` mirror says {mirror!r}"
     else:
@@ -376,7 +268,7 @@ def _num_layers_rules(config: dict, inputs: Inputs, emit: Emitter) -> None:
         emit("AG301", f"num_layers is missing (mlx-lm raises AttributeError); {why}{source}: num_layers = {value}", None, fix)
         return
     value = config["num_layers"]
-    if not _is_int(value) or shape is None or value <= 0 or full_paths:
+    if not is_int(value) or shape is None or value <= 0 or full_paths:
         return  # <= 0 means every layer in mlx-lm; full-path keys are not limited by it
     indices = shape.all_layer_indices
     if not indices:
@@ -421,7 +313,7 @@ def _topology_rules(config: dict, shape: AdapterShape | None, emit: Emitter) -> 
         if missing:
             emit(
                 "AG402",
-                f"lora_parameters.keys does not cover {len(missing)} module(s) with tensors: {_names(missing)}; "
+                f"lora_parameters.keys does not cover {len(missing)} module(s) with tensors: {names(missing)}; "
                 "explicit keys are never rewritten",
                 ("lora_parameters", "keys"),
             )
@@ -431,7 +323,7 @@ def _topology_rules(config: dict, shape: AdapterShape | None, emit: Emitter) -> 
             emit(
                 "AG402",
                 f"unsloth_mlx_lora_module_paths does not cover {len(missing)} module(s) with tensors: "
-                f"{_names(missing)}; explicit module paths are never rewritten",
+                f"{names(missing)}; explicit module paths are never rewritten",
                 ("unsloth_mlx_lora_module_paths",),
             )
     if keys is None and shape.outer_keys and isinstance(lora, dict):
@@ -441,7 +333,7 @@ def _topology_rules(config: dict, shape: AdapterShape | None, emit: Emitter) -> 
         emit(
             "AG401",
             f"without lora_parameters.keys mlx-lm only wraps modules inside the transformer layers, "
-            f"but {_names(shape.outer_keys)} sit outside them"
+            f"but {names(shape.outer_keys)} sit outside them"
             + ("" if fix else "; add keys by hand (unsloth_mlx_lora_module_paths is explicit topology and is not copied)"),
             ("lora_parameters",),
             fix,

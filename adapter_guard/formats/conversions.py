@@ -1,0 +1,70 @@
+"""MLX files written by a converter: factors left in PEFT's orientation. Pure.
+
+MLX stores ``lora_a`` (in, r) and ``lora_b`` (r, out); PEFT stores lora_A
+(r, in) and lora_B (out, r). A converter that forgets to transpose gives, on a
+square module, a pair that reads as "rank = hidden size", and on any other a
+pair whose axes disagree. Either way no rank may be read from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ..infer import AdapterShape
+from .shared import Emitter, ModuleWidths, names
+
+
+def peft_oriented(a: tuple[int, ...] | None, b: tuple[int, ...] | None) -> bool:
+    """Whether a 2-D ``lora_a``/``lora_b`` pair is in PEFT's orientation and not MLX's.
+
+    PEFT's reading (a[0] == b[1] is the rank) must give a rank below both
+    widths, and MLX's (a[1] == b[0]) must not.
+    """
+    if a is None or b is None or len(a) != 2 or len(b) != 2:
+        return False
+    as_peft = a[0] == b[1] and a[0] < min(a[1], b[0])
+    as_mlx = a[1] == b[0] and a[1] < min(a[0], b[1])
+    return as_peft and not as_mlx
+
+
+def transposed_modules(shape: AdapterShape) -> list[str]:
+    return sorted(p for p, m in shape.modules.items() if peft_oriented(m.lora_a, m.lora_b))
+
+
+def transposed_rule(shape: AdapterShape, emit: Emitter) -> AdapterShape:
+    """AG831 for PEFT-oriented pairs; returns the shape with those modules' ranks withdrawn.
+
+    Each such module becomes "contradicted", so no rule infers a rank (or a
+    rank fix) from it.
+    """
+    transposed = transposed_modules(shape)
+    if not transposed:
+        return shape
+    first = shape.modules[transposed[0]]
+    emit(
+        "AG831",
+        f"{len(transposed)} module(s) have lora_a/lora_b in PEFT orientation, (r, in) and (out, r), e.g. "
+        f"`{first.path}` lora_a {first.lora_a}, lora_b {first.lora_b}: transpose both factors "
+        f"(MLX wants (in, r) and (r, out)): {names(transposed)}",
+    )
+    ranks = {
+        rank: [p for p in paths if p not in transposed]
+        for rank, paths in shape.ranks.items()
+    }
+    contradicted = dict(shape.contradicted)
+    for path in transposed:
+        contradicted[path] = "the factors are in PEFT orientation (AG831); no rank is read from them"
+    return dataclasses.replace(shape, ranks={r: p for r, p in ranks.items() if p}, contradicted=contradicted)
+
+
+def mlx_widths(shape: AdapterShape) -> list[ModuleWidths]:
+    """(module, in, out) of each 2-D MLX pair: lora_a (in, r), lora_b (r, out)."""
+    out = []
+    for path, m in shape.modules.items():
+        a, b = m.lora_a, m.lora_b
+        if a is None or b is None or len(a) != 2 or len(b) != 2 or m.rank is None or m.rank.rank is None:
+            continue
+        if path in shape.contradicted:
+            continue
+        out.append(ModuleWidths(path, a[0], b[1]))
+    return out

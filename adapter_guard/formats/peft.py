@@ -1,0 +1,462 @@
+"""Hugging Face PEFT LoRA (and DoRA, rsLoRA) rules, in PEFT's words. Pure.
+
+Facts from the format reference §1, checked against peft 0.21.2's source and
+its loader (tests/test_peft_oracle.py). Any key PEFT writes, older or newer, is
+legal; nothing is required but ``peft_type``. Fixes touch PEFT's own keys only
+(``r``, ``rank_pattern``, ``use_dora``), and only where the tensors prove them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ..findings import Fix
+from ..readers import PEFT_BIN_WEIGHTS, PEFT_WEIGHTS, MLX_WEIGHTS, AdapterFiles
+from ..registry import SAFE
+from .shared import Emitter, ModuleWidths, base_width_rules, is_int, is_number, names, pickle_rules
+
+#: Every key of a PEFT model's state dict starts here; PEFT strips it to find the module.
+PREFIX = "base_model.model."
+#: PEFT's defaults when a key is absent (LoraConfig dataclass fields).
+DEFAULT_R = 8
+BIAS_VALUES = ("none", "all", "lora_only")
+
+_FACTOR_LEAVES = {
+    "lora_A.weight": ("a", False),
+    "lora_B.weight": ("b", False),
+    "lora_embedding_A": ("a", True),
+    "lora_embedding_B": ("b", True),
+}
+#: Leaves PEFT writes that are not factors, and need no rule of their own.
+_OTHER_PEFT_LEAVES = ("lora_B.bias", "base_layer.weight", "base_layer.bias", "token_adapter.trainable_tokens_delta")
+
+
+@dataclass
+class PeftModule:
+    """One adapted module's tensors; ``name`` is PEFT's module name (no ``base_model.model.``)."""
+
+    name: str
+    a: tuple[int, ...] | None = None
+    b: tuple[int, ...] | None = None
+    magnitude: tuple[int, ...] | None = None
+    embedding: bool = False
+
+    @property
+    def rank(self) -> int | None:
+        """lora_A (r, in, ...) and lora_B (out, r, ...): the rank when both agree."""
+        if self.a is None or self.b is None or len(self.a) < 2 or len(self.b) < 2:
+            return None
+        return self.a[0] if self.a[0] == self.b[1] and self.a[0] > 0 else None
+
+
+@dataclass
+class PeftTensors:
+    modules: dict[str, PeftModule]
+    #: Tensors under plain names (modules_to_save copies, biases, resized embeddings), name -> shape.
+    plain: dict[str, tuple[int, ...]]
+    #: LoRA-looking tensors PEFT cannot load under their name (no prefix, an unknown lora_ leaf).
+    strays: list[str]
+
+
+def split_tensors(shapes: dict[str, tuple[int, ...]]) -> PeftTensors:
+    modules: dict[str, PeftModule] = {}
+    plain: dict[str, tuple[int, ...]] = {}
+    strays: list[str] = []
+    for key, shape in shapes.items():
+        if not key.startswith(PREFIX):
+            if ".lora_" in key:
+                strays.append(key)
+            else:
+                plain[key] = shape
+            continue
+        name = key[len(PREFIX):]
+        for leaf, (factor, embedding) in _FACTOR_LEAVES.items():
+            if name.endswith("." + leaf):
+                module = modules.setdefault(name[: -len(leaf) - 1], PeftModule(name[: -len(leaf) - 1]))
+                setattr(module, factor, shape)
+                module.embedding = module.embedding or embedding
+                break
+        else:
+            if name.endswith(".lora_magnitude_vector"):
+                path = name[: -len(".lora_magnitude_vector")]
+                modules.setdefault(path, PeftModule(path)).magnitude = shape
+            elif name.endswith(_OTHER_PEFT_LEAVES):
+                continue
+            elif ".lora_" in name:
+                strays.append(key)
+            else:
+                plain[name] = shape
+    return PeftTensors(modules, plain, strays)
+
+
+# -- PEFT's matching (tuners_utils.check_target_module_exists, utils.other.get_pattern_key) --
+
+
+def _fullmatch(pattern: str, name: str) -> bool:
+    try:
+        return re.fullmatch(pattern, name) is not None
+    except re.error:
+        return False
+
+
+def pattern_key(patterns: dict[str, Any], name: str) -> str | None:
+    """The first key of ``rank_pattern``/``alpha_pattern`` that matches module ``name``, in dict order."""
+    for key in patterns:
+        try:
+            if re.match(rf"(.*\.)?({key})$", name):
+                return key
+        except re.error:
+            continue
+    return None
+
+
+def _layer_index(name: str, layers_pattern: Any) -> int | None:
+    if not layers_pattern:
+        match = re.match(r".*?\.[^.]*\.(?P<idx>\d+)\.", name)
+    else:
+        match = None
+        for pattern in [layers_pattern] if isinstance(layers_pattern, str) else layers_pattern:
+            try:
+                match = re.match(rf"(?:^|.*?\.){pattern}\.(?P<idx>\d+)\.", name)
+            except (re.error, TypeError):
+                match = None
+            if match is not None:
+                break
+    return int(match.group("idx")) if match is not None and len(match.group("idx")) < 100 else None
+
+
+def _entry_matches(entry: str, name: str, config: dict[str, Any]) -> bool:
+    """Whether one list entry of target_modules adapts ``name`` (exact, or suffix plus the layer filter)."""
+    if name == entry:
+        return True  # an exact full name bypasses layers_to_transform
+    if not name.endswith("." + entry):
+        return False
+    layers = config.get("layers_to_transform")
+    if layers is None or layers == []:
+        return True
+    index = _layer_index(name, config.get("layers_pattern"))
+    if index is None:
+        return False
+    return index == layers if isinstance(layers, int) else isinstance(layers, list) and index in layers
+
+
+def _excluded(name: str, config: dict[str, Any]) -> str | None:
+    exclude = config.get("exclude_modules")
+    if isinstance(exclude, str) and _fullmatch(exclude, name):
+        return "exclude_modules"
+    if isinstance(exclude, list) and any(
+        isinstance(e, str) and (name == e or name.endswith("." + e)) for e in exclude
+    ):
+        return "exclude_modules"
+    saved = config.get("modules_to_save")
+    if isinstance(saved, list):
+        for m in saved:
+            if not isinstance(m, str):
+                continue
+            try:
+                if re.match(rf"(^|.*\.){m}($|\..*)", name):
+                    return "modules_to_save"
+            except re.error:
+                continue
+    return None
+
+
+def targeted(name: str, config: dict[str, Any]) -> bool:
+    """Whether PEFT would adapt module ``name`` under this config."""
+    if _excluded(name, config):
+        return False
+    targets = config.get("target_modules")
+    if isinstance(targets, str):
+        return _fullmatch(targets, name)
+    return any(isinstance(e, str) and _entry_matches(e, name, config) for e in targets)
+
+
+# -- the rules ------------------------------------------------------------------------
+
+
+def weights_rules(files: AdapterFiles, emit: Emitter) -> dict[str, tuple[int, ...]] | None:
+    """Findings about PEFT's weights file; its tensor shapes when they can be checked."""
+    bin_only = PEFT_BIN_WEIGHTS in files.entries and PEFT_WEIGHTS not in files.entries
+    pickle_rules(files, emit, skip=(PEFT_BIN_WEIGHTS,) if bin_only else ())
+    if bin_only:
+        emit(
+            "AG703",
+            f"only `{PEFT_BIN_WEIGHTS}` (a torch pickle) holds the weights; PEFT loads it, but loading can run code: "
+            f"convert it to `{PEFT_WEIGHTS}` (its shapes are not checked until then)",
+        )
+        return None
+    weights = files.weights.get(PEFT_WEIGHTS)
+    if PEFT_WEIGHTS not in files.entries or weights is None:
+        also = f"; `{MLX_WEIGHTS}` is MLX's name, which PEFT never reads" if MLX_WEIGHTS in files.entries else ""
+        emit("AG701", f"`{PEFT_WEIGHTS}` is missing next to the config; PeftModel.from_pretrained cannot load it{also}")
+        return None
+    if weights.error is not None:
+        emit("AG702", f"`{PEFT_WEIGHTS}`: {weights.error}")
+        return None
+    if not weights.shapes:
+        emit("AG702", f"`{PEFT_WEIGHTS}` holds no tensors: PEFT loads it with every adapter key missing")
+        return None
+    return weights.shapes
+
+
+def run_rules(config: dict[str, Any], shapes: dict[str, tuple[int, ...]] | None, emit: Emitter,
+              base: dict[str, Any] | None = None) -> None:
+    """Every PEFT LoRA config rule. ``shapes`` is None when the weights could not be read."""
+    _peft_type_rule(config, emit)
+    valid = _value_rules(config, emit)
+    if shapes is None:
+        return
+    tensors = split_tensors(shapes)
+    modules = tensors.modules
+    _stray_rules(tensors, emit)
+    if "target_modules" in valid and config.get("target_modules") is not None:
+        _coverage_rules(config, tensors, emit)
+        modules = {n: m for n, m in modules.items() if targeted(n, config)}
+    _factor_rules(modules, emit)
+    if "r" in valid and "rank_pattern" in valid:
+        _rank_rules(config, modules, emit)
+    if "rank_pattern" in valid and "alpha_pattern" in valid:
+        _pattern_key_rules(config, modules, emit)
+    _dora_rules(config, modules, emit)
+    _modules_to_save_rules(config, tensors, base, emit)
+    if base is not None:
+        base_width_rules(_widths(modules), base, emit)
+
+
+def _peft_type_rule(config: dict[str, Any], emit: Emitter) -> None:
+    if "peft_type" not in config:
+        emit("AG704", "peft_type is missing: PeftModel.from_pretrained fails with KeyError: 'peft_type'; PEFT LoRA writes \"LORA\"")
+    elif config["peft_type"] != "LORA":
+        emit("AG704", f"peft_type is {config['peft_type']!r}: PEFT knows LoRA as \"LORA\" (KeyError otherwise)", ("peft_type",))
+
+
+def _value_rules(config: dict[str, Any], emit: Emitter) -> set[str]:
+    """AG004 for PEFT keys of the wrong type; returns the keys that are usable (absent counts as usable)."""
+    valid = set()
+
+    def check(key, ok, want):
+        if key not in config or ok(config[key]):
+            valid.add(key)
+        else:
+            emit("AG004", f"{key} must be {want}, not {config[key]!r}", (key,))
+
+    check("r", lambda v: is_int(v) and v > 0, "a positive integer")
+    check("lora_alpha", is_number, "a number")
+    check("bias", lambda v: v in BIAS_VALUES, "one of " + ", ".join(BIAS_VALUES))
+    check(
+        "target_modules",
+        lambda v: v is None or isinstance(v, str) or (isinstance(v, list) and all(isinstance(e, str) for e in v)),
+        "a list of module names or a regex string",
+    )
+    for key in ("rank_pattern", "alpha_pattern"):
+        check(key, lambda v: v is None or (isinstance(v, dict) and all(is_int(x) and x > 0 or is_number(x) for x in v.values())),
+              "an object from module pattern to number")
+    return valid
+
+
+def _stray_rules(tensors: PeftTensors, emit: Emitter) -> None:
+    if tensors.strays:
+        emit(
+            "AG708",
+            f"{len(tensors.strays)} tensor(s) have names PEFT does not load (no `{PREFIX}` prefix, or an unknown "
+            f"lora_ leaf), so they are dropped silently: {names(tensors.strays)}",
+        )
+
+
+def _coverage_rules(config: dict[str, Any], tensors: PeftTensors, emit: Emitter) -> None:
+    dropped = []
+    for name in tensors.modules:
+        if not targeted(name, config):
+            why = _excluded(name, config)
+            dropped.append(f"{name} ({why})" if why else name)
+    if dropped:
+        emit(
+            "AG708",
+            f"target_modules does not adapt {len(dropped)} module(s) that have tensors; PEFT drops them silently: "
+            f"{names(dropped)}" + _string_hint(config),
+            ("target_modules",),
+        )
+    targets = config.get("target_modules")
+    if isinstance(targets, list):
+        unused = [
+            e for e in targets
+            if isinstance(e, str) and not any(_entry_matches(e, n, config) and not _excluded(n, config) for n in tensors.modules)
+        ]
+        if unused:
+            emit(
+                "AG709",
+                f"target_modules entries with no tensors in the file: {names(unused)}; PEFT gives what they match a "
+                "no-op adapter and warns about missing keys",
+                ("target_modules",),
+            )
+
+
+def _string_hint(config: dict[str, Any]) -> str:
+    targets = config.get("target_modules")
+    if isinstance(targets, str) and re.fullmatch(r"[\w.]+", targets):
+        return f" (a string is a regex matched against the full module name: use \".*{targets}\" or a list)"
+    return ""
+
+
+def _factor_rules(modules: dict[str, PeftModule], emit: Emitter) -> None:
+    for name, module in sorted(modules.items()):
+        if (module.a is None) != (module.b is None):
+            have, lack = ("lora_A", "lora_B") if module.a is not None else ("lora_B", "lora_A")
+            emit("AG715", f"`{name}` has {have} but no {lack}: PEFT keeps {lack}'s initial values, so the output is wrong")
+        elif module.embedding and module.a is not None and (len(module.a) != 2 or len(module.b) != 2):
+            emit("AG712", f"`{name}`: lora_embedding_A {module.a} and lora_embedding_B {module.b} must be (r, num) and (dim, r)")
+
+
+def _rank_rules(config: dict[str, Any], modules: dict[str, PeftModule], emit: Emitter) -> None:
+    r = config.get("r", DEFAULT_R)
+    patterns = config.get("rank_pattern") or {}
+    wrong, contradicted, ranks = [], [], {}
+    for name, module in sorted(modules.items()):
+        if module.a is None or module.b is None:
+            continue
+        rank = module.rank
+        if rank is None:
+            contradicted.append(f"`{name}`: lora_A {module.a}, lora_B {module.b}")
+            continue
+        ranks.setdefault(rank, []).append(name)
+        key = pattern_key(patterns, name)
+        expected = patterns[key] if key is not None else r
+        if rank != expected:
+            source = f"rank_pattern[{key!r}]" if key is not None else ("r" if "r" in config else "r (default 8)")
+            wrong.append((name, rank, expected, source))
+    for detail in contradicted:
+        emit("AG705", f"lora_A (r, in) and lora_B (out, r) disagree on the rank, {detail}; no rank is read from them")
+    if not wrong:
+        return
+    shown = "; ".join(f"`{n}` has rank {got}, {src} says {want}" for n, got, want, src in wrong[:5])
+    more = f" and {len(wrong) - 5} more" if len(wrong) > 5 else ""
+    mismatch = f"PEFT would refuse the tensors (size mismatch): {shown}{more}"
+    if patterns:
+        emit("AG705", f"{mismatch}; rank_pattern is explicit and is not rewritten", ("rank_pattern",))
+    elif len(ranks) == 1:
+        rank = next(iter(ranks))
+        fix = Fix(SAFE, ((("r",), rank),), f"set r to {rank}")
+        emit("AG705", f"every module has rank {rank} but r is {r}: {mismatch}", ("r",) if "r" in config else None, fix)
+    else:
+        entries = {re.escape(n): got for n, got, _, _ in wrong}
+        fix = None
+        if r in ranks:
+            fix = Fix(SAFE, ((("rank_pattern",), entries),), f"write rank_pattern for {len(entries)} module(s)")
+        detail = ", ".join(f"rank {k}: {len(v)} module(s)" for k, v in sorted(ranks.items()))
+        emit(
+            "AG706",
+            f"modules have different ranks ({detail}) and no rank_pattern gives them: {mismatch}"
+            + ("" if fix else f"; r = {r} is none of them, so set r and rank_pattern by hand"),
+            ("rank_pattern",) if "rank_pattern" in config else None,
+            fix,
+        )
+
+
+def _pattern_key_rules(config: dict[str, Any], modules: dict[str, PeftModule], emit: Emitter) -> None:
+    if not modules:
+        return
+    for field_name in ("rank_pattern", "alpha_pattern"):
+        patterns = config.get(field_name) or {}
+        unused = []
+        for key in patterns:
+            try:
+                compiled = re.compile(rf"(.*\.)?({key})$")
+            except re.error:
+                emit("AG004", f"{field_name} key {key!r} is not a valid regular expression", (field_name,))
+                continue
+            if not any(compiled.match(n) for n in modules):
+                unused.append(key)
+        if unused:
+            emit(
+                "AG707",
+                f"{field_name} keys that match no module with tensors (matched as `(.*\\.)?(KEY)$`): {names(unused)}",
+                (field_name,),
+            )
+
+
+def _dora_rules(config: dict[str, Any], modules: dict[str, PeftModule], emit: Emitter) -> None:
+    with_m = [n for n, m in modules.items() if m.magnitude is not None]
+    lora = [n for n, m in modules.items() if m.a is not None or m.b is not None]
+    use_dora = config.get("use_dora") is True
+    if with_m and not use_dora:
+        fix = Fix(SAFE, ((("use_dora",), True),), "set use_dora to true")
+        emit(
+            "AG710",
+            f"{len(with_m)} module(s) carry lora_magnitude_vector but use_dora is {config.get('use_dora', 'absent')!r}: "
+            "PEFT would drop the magnitudes silently",
+            ("use_dora",) if "use_dora" in config else None,
+            fix,
+        )
+    if use_dora:
+        missing = [n for n in lora if modules[n].magnitude is None]
+        if missing:
+            emit(
+                "AG711",
+                f"use_dora is true but {len(missing)} module(s) have no lora_magnitude_vector: {names(missing)}",
+                ("use_dora",),
+            )
+    for name in sorted(with_m):
+        module = modules[name]
+        if module.b is None or module.a is None:
+            continue
+        out = module.b[0]
+        expected = (out,) if len(module.a) == 2 else (1, out) + (1,) * (len(module.a) - 2)
+        if module.magnitude != expected:
+            emit("AG712", f"`{name}`: lora_magnitude_vector is {module.magnitude}, PEFT builds {expected} for this module")
+
+
+def _modules_to_save_rules(config: dict[str, Any], tensors: PeftTensors, base: dict[str, Any] | None, emit: Emitter) -> None:
+    saved = config.get("modules_to_save")
+    if not isinstance(saved, list):
+        return
+    present = {name.rpartition(".")[0] for name in tensors.plain}
+    entries = [m for m in saved if isinstance(m, str)]
+    # A classification task lists both head names PEFT knows; a model has one of them.
+    if {"classifier", "score"} <= set(entries) and (_is_saved("classifier", present) or _is_saved("score", present)):
+        entries = [m for m in entries if m not in ("classifier", "score")]
+    missing = [m for m in entries if not _is_saved(m, present)]
+    if missing:
+        emit(
+            "AG713",
+            f"modules_to_save lists {names(missing)} but the file has no tensor for it (PEFT fails with a bare "
+            f"KeyError on `{PREFIX}<module>.weight`)",
+            ("modules_to_save",),
+        )
+    vocab = _base_int(base, "vocab_size")
+    if vocab is None:
+        return
+    for name, shape in sorted(tensors.plain.items()):
+        module, _, leaf = name.rpartition(".")
+        if leaf != "weight" or len(shape) != 2 or not any(module == m or module.endswith("." + m) for m in entries):
+            continue
+        if module.rpartition(".")[2] in ("lm_head", "embed_tokens", "wte", "embed_in", "tok_embeddings") and shape[0] != vocab:
+            emit(
+                "AG714",
+                f"`{name}` has {shape[0]} rows but the base model's vocab_size is {vocab}: PEFT refuses it (size mismatch) "
+                "unless the base is resized first",
+                ("modules_to_save",),
+            )
+
+
+def _is_saved(module: str, present: set[str]) -> bool:
+    return any(p == module or p.endswith("." + module) for p in present)
+
+
+def _base_int(base: dict[str, Any] | None, key: str) -> int | None:
+    if base is None:
+        return None
+    for table in (base.get("text_config"), base):
+        if isinstance(table, dict) and is_int(table.get(key)):
+            return table[key]
+    return None
+
+
+def _widths(modules: dict[str, PeftModule]) -> list[ModuleWidths]:
+    """(module, in, out) of each 2-D pair, in PEFT's orientation: A (r, in), B (out, r)."""
+    out = []
+    for name, m in modules.items():
+        if m.a is not None and m.b is not None and len(m.a) == 2 and len(m.b) == 2 and m.rank is not None:
+            out.append(ModuleWidths(name, m.a[1], m.b[0], m.embedding))
+    return out

@@ -1,0 +1,126 @@
+"""The one place that reads an adapter directory from disk.
+
+Config bytes, the safetensors header of the weights file, the directory
+listing and a base model's config.json are read here and nowhere else; the
+rules in ``adapter_guard.formats`` get plain values and do no I/O. Every
+weights-header read goes through ``read_weights_header``, so another storage
+(a Git LFS pointer, say) needs one change, here.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import jsondoc
+from .safetensors_header import Header, HeaderError, read_header
+
+#: The largest adapter_config.json (or base config.json) read. Real ones are
+#: 1-40 kB; parsing with positions peaks at about 130 bytes per byte of JSON.
+MAX_CONFIG_BYTES = 1024 * 1024
+#: The weights file mlx-lm (and everything that writes its layout) loads.
+MLX_WEIGHTS = "adapters.safetensors"
+#: PEFT's weights file, and its pickled fallback (``safe_serialization=False``).
+PEFT_WEIGHTS = "adapter_model.safetensors"
+PEFT_BIN_WEIGHTS = "adapter_model.bin"
+#: mlx-examples ``lora/`` and mlx-lm before 0.6 (an ``mx.savez`` archive; never loaded here).
+NPZ_WEIGHTS = "adapters.npz"
+#: Every weights file an adapter directory can be recognised by, in the order discovery prefers.
+WEIGHTS_NAMES = (MLX_WEIGHTS, PEFT_WEIGHTS, PEFT_BIN_WEIGHTS, NPZ_WEIGHTS)
+#: The safetensors files whose header is read.
+SAFETENSORS_WEIGHTS = (MLX_WEIGHTS, PEFT_WEIGHTS)
+
+
+def read_config_bytes(path: Path, limit: int = MAX_CONFIG_BYTES) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes, or an OSError saying why not.
+
+    A config can be a planted FIFO or a link to /dev/zero: open without
+    blocking, refuse anything but a regular file, and never read past the limit.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory")
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        chunks, size = [], 0
+        while chunk := os.read(fd, limit + 1 - size):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:  # checked while reading: the file may grow after fstat
+                raise OSError(errno.EFBIG, f"larger than {limit} bytes, the most adapter-guard reads")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def read_weights_header(path: Path) -> Header:
+    """The safetensors header of a weights file (never its tensor data); HeaderError says why not."""
+    return read_header(path)
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    """One weights file as read: its tensor shapes, or why they could not be read."""
+
+    name: str
+    shapes: dict[str, tuple[int, ...]] | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class AdapterFiles:
+    """What sits in an adapter directory, as plain values for the rules."""
+
+    #: Every entry's name, mapped to whether it is a regular file (links followed).
+    entries: dict[str, bool] = field(default_factory=dict)
+    #: The safetensors weights files that were read, by name.
+    weights: dict[str, WeightsFile] = field(default_factory=dict)
+
+
+def read_adapter_files(adapter_dir: Path, weights_names: tuple[str, ...] = SAFETENSORS_WEIGHTS) -> AdapterFiles:
+    """List ``adapter_dir`` and read the header of each of ``weights_names`` that is present."""
+    try:
+        scanned = list(os.scandir(adapter_dir))
+    except OSError:
+        scanned = []
+    entries = {}
+    for entry in scanned:
+        try:
+            entries[entry.name] = entry.is_file()
+        except OSError:
+            entries[entry.name] = False
+    weights = {}
+    for name in weights_names:
+        if name not in entries:
+            continue
+        try:
+            weights[name] = WeightsFile(name, shapes=read_weights_header(adapter_dir / name).shapes())
+        except HeaderError as exc:  # every failure, including "cannot open", arrives as one
+            weights[name] = WeightsFile(name, error=exc.message)
+    return AdapterFiles(entries, weights)
+
+
+@dataclass(frozen=True)
+class BaseConfig:
+    """A base model's config.json, parsed, and where it came from."""
+
+    config: dict[str, Any]
+    source: str
+
+
+def read_base_config(base_dir: Path) -> BaseConfig | None:
+    """The base model's ``config.json`` in ``base_dir``, if there is a readable JSON object there."""
+    config_path = base_dir / "config.json"
+    try:
+        doc = jsondoc.load(read_config_bytes(config_path))
+    except (OSError, jsondoc.JsonDocError):
+        return None
+    if not isinstance(doc.value, dict):
+        return None
+    return BaseConfig(doc.value, str(config_path))

@@ -1,0 +1,681 @@
+"""The one rule registry.
+
+Every finding adapter-guard can emit has a stable code and a kebab-case name
+here. The CLI's ``--list-rules`` / ``--explain``, the README rule table, SARIF
+rule metadata and the PR comment links are all generated from this table.
+
+Codes are grouped by hundreds, so ``--select AG1`` picks a whole family:
+
+- AG0xx  the config file itself (JSON, types, values)
+- AG1xx  the adapter weights file and its tensors
+- AG2xx  ``lora_parameters`` (rank, scale, dropout)
+- AG3xx  ``num_layers`` and ``fine_tune_type``
+- AG4xx  topology (``keys``, module paths) and top-level mirrors
+- AG5xx  the MLX reload smoke test (``--smoke``)
+- AG6xx  the gpt-oss attention regression (``--gpt-oss``)
+- AG7xx  Hugging Face PEFT LoRA adapters, in PEFT's words (``r``, ``target_modules``)
+- AG8xx  mlx-vlm, mlx-lm before 0.19, ``adapters.npz`` and converted adapters
+
+AG1xx-AG4xx speak mlx-lm's words and run on mlx-lm adapters (unsloth's MLX
+adapters included); each other format gets its own family, so a fix never
+writes one format's keys into another's config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+
+ERROR = "error"
+WARNING = "warning"
+#: Informational: reported, but never fails the run on its own.
+INFO = "info"
+
+DOCS_URL = "https://github.com/adapter-guard/adapter-guard/blob/main/docs/rules.md"
+
+
+class Applicability(str, Enum):
+    """How sure a fix is, as in ruff: which flag applies it."""
+
+    #: Applied by ``--fix``: the files prove the value.
+    SAFE = "safe"
+    #: Applied only by ``--unsafe-fixes``: it replaces an explicit value or relies on a convention.
+    UNSAFE = "unsafe"
+    #: Shown in the diff and the report, never applied.
+    DISPLAY_ONLY = "display-only"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Availability(str, Enum):
+    """Whether a rule's findings carry a fix."""
+
+    ALWAYS = "always"
+    #: Only when the files prove the value; otherwise the finding says what is missing.
+    SOMETIMES = "sometimes"
+    NEVER = "never"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+SAFE = Applicability.SAFE
+UNSAFE = Applicability.UNSAFE
+DISPLAY_ONLY = Applicability.DISPLAY_ONLY
+
+
+@dataclass(frozen=True)
+class Fixability:
+    """What a rule declares about its fixes: how often one comes, and how sure each may be.
+
+    tests/test_fix_declarations.py runs the fixture corpus and checks every emitted fix against it.
+    """
+
+    availability: Availability
+    applicabilities: frozenset[Applicability] = frozenset()
+
+    def __post_init__(self) -> None:
+        if (self.availability is Availability.NEVER) != (not self.applicabilities):
+            raise ValueError(f"a fix that is {self.availability} cannot have applicabilities {set(self.applicabilities)}")
+
+    def allows(self, applicability: Applicability) -> bool:
+        return applicability in self.applicabilities
+
+    @property
+    def ordered(self) -> tuple[Applicability, ...]:
+        """The applicabilities in declaration order (safe, unsafe, display-only)."""
+        return tuple(a for a in Applicability if a in self.applicabilities)
+
+    @property
+    def label(self) -> str:
+        """A short label for tables: "safe", "unsafe", "safe or unsafe, when proven", ""."""
+        if self.availability is Availability.NEVER:
+            return ""
+        kinds = " or ".join(a.value for a in self.ordered)
+        return kinds if self.availability is Availability.ALWAYS else f"{kinds}, when proven"
+
+    @property
+    def sentence(self) -> str:
+        """How a user gets the fix, for --explain and SARIF help."""
+        if self.availability is Availability.NEVER:
+            return "Not fixable."
+        ways = []
+        if SAFE in self.applicabilities:
+            ways.append("a safe fix (`--fix`)")
+        if UNSAFE in self.applicabilities:
+            ways.append("an unsafe fix (`--unsafe-fixes`)")
+        if DISPLAY_ONLY in self.applicabilities:
+            ways.append("a suggested edit, shown and never applied")
+        what = " or ".join(ways)
+        if self.availability is Availability.ALWAYS:
+            return f"Always has {what}."
+        return f"Has {what} when the files prove the value."
+
+
+def fixability(availability: Availability, *applicabilities: Applicability) -> Fixability:
+    return Fixability(availability, frozenset(applicabilities))
+
+
+NOT_FIXABLE = Fixability(Availability.NEVER)
+ALWAYS_SAFE = fixability(Availability.ALWAYS, SAFE)
+ALWAYS_UNSAFE = fixability(Availability.ALWAYS, UNSAFE)
+SOMETIMES_SAFE = fixability(Availability.SOMETIMES, SAFE)
+
+
+@dataclass(frozen=True)
+class Rule:
+    code: str
+    name: str
+    severity: str
+    summary: str
+    explanation: str
+    fix: Fixability = NOT_FIXABLE
+
+    @property
+    def url(self) -> str:
+        return f"{DOCS_URL}#{self.code.lower()}-{self.name}"
+
+
+def _rules(*rules: Rule) -> dict[str, Rule]:
+    table = {r.code: r for r in rules}
+    assert len(table) == len(rules), "duplicate rule code"
+    assert len({r.name for r in rules}) == len(rules), "duplicate rule name"
+    return table
+
+
+RULES: dict[str, Rule] = _rules(
+    # -- AG0xx: the config file ------------------------------------------------
+    Rule(
+        "AG001", "invalid-json", ERROR,
+        "adapter_config.json is not valid JSON",
+        "The file could not be parsed as JSON (syntax error, empty file, "
+        "non-UTF-8 bytes, a byte-order mark, or nesting too deep). mlx-lm's "
+        "`json.load` fails on it, so nothing else is checked.",
+    ),
+    Rule(
+        "AG002", "duplicate-key", ERROR,
+        "an object in adapter_config.json repeats a key",
+        "JSON parsers disagree on which duplicate wins; Python keeps the last "
+        "one silently. Remove the duplicate so every consumer reads the same value.",
+    ),
+    Rule(
+        "AG003", "config-not-object", ERROR,
+        "the top level of adapter_config.json is not an object",
+        "mlx-lm builds a namespace from the top-level object; an array, "
+        "number or string cannot be loaded.",
+    ),
+    Rule(
+        "AG004", "invalid-value", ERROR,
+        "a known field has the wrong type or an out-of-range value",
+        "rank must be a positive integer, scale a finite number, dropout a "
+        "number in [0, 1), num_layers an integer, lora_parameters an object "
+        "(or null for full fine-tuning), keys a list of strings. NaN and "
+        "Infinity literals are not JSON and are reported here too.",
+    ),
+    Rule(
+        "AG005", "unreadable-config", ERROR,
+        "adapter_config.json cannot be read",
+        "The path is a directory, a dangling link, or not readable by this "
+        "user. Nothing else is checked.",
+    ),
+    Rule(
+        "AG006", "symlink-outside-repository", WARNING,
+        "adapter_config.json is a symbolic link that leaves the repository",
+        "adapter-guard reads through the link but never writes through it: "
+        "a fix would modify a file outside the tree you asked it to check.",
+    ),
+    Rule(
+        "AG007", "weights-without-config", ERROR,
+        "adapter weights have no adapter_config.json beside them",
+        "Every current loader needs the config: mlx-lm's `load_adapters` and mlx-vlm read "
+        "`adapter_config.json` next to `adapters.safetensors`, and `PeftModel.from_pretrained` "
+        "reads it next to `adapter_model.safetensors`. Commit the config the trainer wrote. "
+        "(A lone `adapters.npz` is the mlx-examples format and gets AG821 instead.)",
+    ),
+    Rule(
+        "AG008", "unknown-format", INFO,
+        "the adapter's format cannot be decided",
+        "adapter-guard decides the format from the weights file name, the tensor names and the "
+        "config keys before it judges anything. When they contradict each other (both "
+        "`adapter_model.safetensors` and `adapters.safetensors`, for instance: unsloth refuses "
+        "such a folder too), the folder gets this one finding, saying what was seen and what "
+        "would decide it, and is never fixed.",
+    ),
+    Rule(
+        "AG009", "other-peft-method", INFO,
+        "a PEFT adapter of another method than LoRA",
+        "`peft_type` names a PEFT method other than LoRA (AdaLoRA, LoHa, LoKr, IA3, ...). "
+        "Those share PEFT's file names, and AdaLoRA even the `lora_A`/`lora_B` names, but "
+        "not LoRA's rules, so no LoRA check runs on them.",
+    ),
+    # -- AG1xx: weights ----------------------------------------------------------
+    Rule(
+        "AG101", "missing-weights", ERROR,
+        "adapters.safetensors is missing next to adapter_config.json",
+        "mlx-lm loads `adapters.safetensors` from the adapter directory. "
+        "Without it the adapter cannot be reloaded and no field can be inferred.",
+    ),
+    Rule(
+        "AG102", "unreadable-weights", ERROR,
+        "adapters.safetensors is unreadable, truncated or has a bad header",
+        "The safetensors header is read (never the tensor data) and validated: "
+        "8-byte length, a JSON object under 100 MB, known dtypes, non-negative "
+        "shapes, and data offsets that fit the file without overlapping.",
+    ),
+    Rule(
+        "AG103", "incompatible-tensor", ERROR,
+        "a tensor is not a LoRA/DoRA adapter parameter",
+        "Since mlx-lm #1727, every tensor in an adapter file must be a model "
+        "parameter whose last name part is `lora_a`, `lora_b` or `m`; anything "
+        "else makes `load_adapters` raise `ValueError: ... contains incompatible "
+        "tensors`. PEFT-style names (`lora_A.weight`) land here too.",
+    ),
+    Rule(
+        "AG104", "unpaired-lora-tensor", ERROR,
+        "a module has lora_a without lora_b, or the reverse",
+        "A LoRA module needs both factors. A lone factor is a partial save; "
+        "its module's rank cannot be known.",
+    ),
+    Rule(
+        "AG105", "contradicted-rank", ERROR,
+        "lora_a and lora_b disagree on the rank axis",
+        "For every mlx-lm layout the rank sits on a known axis of each factor "
+        "(see the format reference). When the two disagree, no rank is recorded "
+        "for the module; adapter-guard never falls back to another axis.",
+    ),
+    Rule(
+        "AG106", "mixed-ranks", ERROR,
+        "modules have different ranks",
+        "mlx-lm applies one `lora_parameters.rank` to every module, so an "
+        "adapter whose modules differ in rank cannot be reloaded as saved.",
+    ),
+    Rule(
+        "AG107", "unsafe-weights-format", WARNING,
+        "pickle-based weights sit next to the adapter",
+        "`.bin`, `.pt`, `.pth`, `.pkl`, `.ckpt` and `.npz` files can run code "
+        "or hold object arrays when loaded. adapter-guard never loads them; "
+        "publish safetensors instead.",
+    ),
+    Rule(
+        "AG108", "base-width-mismatch", ERROR,
+        "a module's width does not match the base model's config.json",
+        "When a base `config.json` is known (beside the adapter, or `--base-model`), the "
+        "input and output widths the tensors imply for the attention and MLP projections, "
+        "the embedding and the output head are compared with `hidden_size` and `vocab_size`. "
+        "A difference means the adapter was trained for another base: every loader refuses "
+        "it (PEFT and mlx-lm) or loads it into the wrong shapes (mlx-vlm). Checked for every "
+        "format, in that format's orientation.",
+    ),
+    # -- AG2xx: lora_parameters ------------------------------------------------
+    Rule(
+        "AG201", "missing-lora-parameters", ERROR,
+        "lora_parameters is missing",
+        "`load_adapters` reads `config.lora_parameters` for LoRA and DoRA. "
+        "The fix adds an empty object; the rank, scale and dropout rules then "
+        "fill what the files prove.",
+        fix=ALWAYS_SAFE,
+    ),
+    Rule(
+        "AG202", "missing-rank", ERROR,
+        "lora_parameters.rank is missing",
+        "mlx-lm reads `lora_parameters[\"rank\"]`, so a missing key is a "
+        "KeyError. The safe fix writes the rank read from the tensor shapes.",
+        fix=SOMETIMES_SAFE,
+    ),
+    Rule(
+        "AG203", "rank-mismatch", ERROR,
+        "lora_parameters.rank differs from the rank in the tensors",
+        "Stock mlx-lm would build modules of the configured rank and then "
+        "refuse the tensors. `--unsafe-fixes` replaces the value with the "
+        "inferred rank.",
+        fix=ALWAYS_UNSAFE,
+    ),
+    Rule(
+        "AG204", "missing-scale", ERROR,
+        "lora_parameters.scale is missing",
+        "scale is a plain attribute, not a tensor, so it cannot be inferred "
+        "from the weights. A top-level `scale` mirror is copied (safe). If the "
+        "config carries `alpha`/`lora_alpha` and a rank, `--unsafe-fixes` "
+        "writes alpha / rank, the PEFT convention, which may not be what the "
+        "trainer used. Otherwise set it by hand to the value used in training. "
+        "adapter-guard never writes a default scale.",
+        fix=fixability(Availability.SOMETIMES, SAFE, UNSAFE),
+    ),
+    Rule(
+        "AG205", "missing-dropout", ERROR,
+        "lora_parameters.dropout is missing",
+        "mlx-lm requires the key. A top-level `dropout` mirror is copied; "
+        "without one the fix writes 0.0, the one default adapter-guard allows, "
+        "because dropout has no effect at inference.",
+        fix=ALWAYS_SAFE,
+    ),
+    # -- AG3xx: num_layers, fine_tune_type ---------------------------------------
+    Rule(
+        "AG301", "missing-num-layers", ERROR,
+        "num_layers is missing",
+        "`load_adapters` dereferences `config.num_layers` (AttributeError "
+        "without it). The fix writes -1 when the LoRA layers start at layer 0 "
+        "or the keys are full module paths, or the suffix length when the base "
+        "model's `num_hidden_layers` is known (a `config.json` beside the "
+        "adapter, or `--base-model`). Otherwise it cannot be proven.",
+        fix=SOMETIMES_SAFE,
+    ),
+    Rule(
+        "AG302", "num-layers-too-small", ERROR,
+        "num_layers does not reach every layer that has adapter tensors",
+        "LoRA is applied to the last `num_layers` layers only; tensors in "
+        "earlier layers are then not model parameters and the load fails.",
+    ),
+    Rule(
+        "AG303", "non-suffix-layers", ERROR,
+        "the adapter's layers are not a suffix of the model's layers",
+        "`num_layers` can only express the last N layers. Adapters on other "
+        "layer sets need explicit full module paths in `lora_parameters.keys`.",
+    ),
+    Rule(
+        "AG304", "missing-fine-tune-type", WARNING,
+        "fine_tune_type is missing",
+        "mlx-lm defaults to `lora`. The fix writes `lora`, or `dora` when "
+        "`m` tensors are present (a DoRA adapter read as LoRA fails to load).",
+        fix=ALWAYS_SAFE,
+    ),
+    Rule(
+        "AG305", "fine-tune-type-mismatch", ERROR,
+        "fine_tune_type contradicts the tensors",
+        "`dora` adapters carry an `m` magnitude vector per module and `lora` "
+        "adapters do not.",
+    ),
+    # -- AG4xx: topology, mirrors ------------------------------------------------
+    Rule(
+        "AG401", "missing-keys", ERROR,
+        "the default module set cannot reach the adapter's modules",
+        "Without `lora_parameters.keys`, mlx-lm wraps only the linear and "
+        "embedding modules inside the transformer layers. Modules outside them "
+        "(e.g. `model.embed_tokens`, `lm_head`) need explicit keys. The safe "
+        "fix writes keys inferred from the tensors: layer-relative names plus "
+        "full paths for modules outside the layers. With `unsloth_mlx_lora_module_paths` "
+        "(explicit topology) no keys are written: add them by hand.",
+        fix=SOMETIMES_SAFE,
+    ),
+    Rule(
+        "AG402", "keys-do-not-cover-tensors", ERROR,
+        "explicit keys or module paths miss modules that have tensors",
+        "Explicit topology is never rewritten, not even by `--unsafe-fixes`. "
+        "Add the listed modules by hand, or remove the stray tensors.",
+    ),
+    Rule(
+        "AG403", "mirror-mismatch", ERROR,
+        "a top-level rank/scale/dropout mirror disagrees with lora_parameters",
+        "Some consumers (mlx-vlm) read the top-level mirrors, mlx-lm reads "
+        "`lora_parameters`. When they disagree the adapter behaves differently "
+        "depending on who loads it.",
+    ),
+    # -- AG5xx: smoke test -------------------------------------------------------
+    Rule(
+        "AG501", "smoke-skipped", INFO,
+        "smoke skipped: base model not available locally",
+        "The reload test needs a base `config.json` from `--base-model`, or a "
+        "local directory or cached snapshot named by `base_model_name_or_path` "
+        "or `model`. adapter-guard never downloads. Informational, so not a "
+        "failure, unless `--require-smoke` is given.",
+    ),
+    Rule(
+        "AG502", "reload-failed", ERROR,
+        "stock mlx-lm load_adapters failed",
+        "The adapter does not reload with `mlx_lm.tuner.utils.load_adapters`.",
+    ),
+    Rule(
+        "AG503", "tensor-not-bound", ERROR,
+        "a tensor in the file is not bound to a model parameter after reload",
+        "Every tensor must end up, with identical values, in a parameter of "
+        "the reloaded model; otherwise it was dropped silently.",
+    ),
+    Rule(
+        "AG504", "module-not-recreated", ERROR,
+        "a module was not recreated as its LoRA class",
+        "Switch (MoE) and embedding modules must come back as "
+        "LoRASwitchLinear / LoRAEmbedding, not be skipped.",
+    ),
+    Rule(
+        "AG505", "module-metadata-mismatch", ERROR,
+        "a reloaded module's rank, scale or dropout differs from the config",
+        "The reloaded module does not carry the configured metadata.",
+    ),
+    Rule(
+        "AG506", "non-finite-output", ERROR,
+        "the reloaded model produces NaN or Inf",
+        "Outputs on a seeded probe input are not finite.",
+    ),
+    Rule(
+        "AG507", "nondeterministic-eval", ERROR,
+        "two eval-mode runs differ",
+        "After reload and `model.eval()`, two runs on the same input must be "
+        "identical; a difference means dropout (or another training-mode "
+        "behaviour) is still active.",
+    ),
+    Rule(
+        "AG508", "adapter-has-no-effect", WARNING,
+        "the adapter does not change the model's output",
+        "When every `lora_b` is zero this is an untrained adapter.",
+    ),
+    Rule(
+        "AG509", "fingerprint-mismatch", ERROR,
+        "a module's output delta differs from the recorded fingerprint",
+        "The fingerprint recorded at save time is each LoRA module's output "
+        "delta on a seeded probe. A wrong scale reloads without error but "
+        "changes this delta; the message names the module and the factor.",
+    ),
+    Rule(
+        "AG510", "module-missing-from-file", ERROR,
+        "a module the config recreates has no tensors in the file",
+        "Stock `load_adapters` wraps every module named by `keys` and "
+        "`num_layers`, then loads the file without `strict`. A wrapped module "
+        "with no tensors keeps its initial values (`lora_b` = 0) and silently "
+        "adds nothing: the file is missing a module, or the config names too many.",
+    ),
+    # -- AG6xx: gpt-oss --------------------------------------------------------
+    Rule(
+        "AG601", "gpt-oss-cache-drift", ERROR,
+        "cached decoding drifts from a full recompute across the sliding window",
+        "Greedy decoding with mlx-lm's prompt cache must match a recompute "
+        "without cache at every step, across the sliding-window boundary: max "
+        "absolute logit difference within 1e-4 (float32; 1e-2 float16, 5e-2 "
+        "bfloat16), and identical greedy tokens, except where the recompute's "
+        "top two logits are closer than the tolerance (a tie rounding may flip).",
+    ),
+    Rule(
+        "AG602", "gpt-oss-attention-error", ERROR,
+        "gpt-oss attention raised while crossing the sliding window",
+        "The upstream bug: the cache hands a full-attention layer more key "
+        "positions than the mask covers and `attn_weights += mask` fails.",
+    ),
+    Rule(
+        "AG603", "gpt-oss-skipped", WARNING,
+        "gpt-oss regression skipped",
+        "The regression could not run: the adapter does not apply to its "
+        "gpt-oss base, the base has no weights and is too large to build with "
+        "random weights (over 100M parameters), or mlx/mlx-lm is not installed.",
+    ),
+    # -- AG7xx: PEFT LoRA ------------------------------------------------------
+    Rule(
+        "AG701", "peft-missing-weights", ERROR,
+        "adapter_model.safetensors is missing next to a PEFT adapter_config.json",
+        "`PeftModel.from_pretrained` loads `adapter_model.safetensors` (or, when there is "
+        "none, the pickled `adapter_model.bin`). Without either, a local folder is taken for a "
+        "Hub repository id and loading fails. An `adapters.safetensors` beside it is MLX's "
+        "name, which PEFT never reads.",
+    ),
+    Rule(
+        "AG702", "peft-unreadable-weights", ERROR,
+        "adapter_model.safetensors is empty, unreadable or holds no tensors",
+        "A zero-byte or truncated file fails in safetensors (`header too small`); a valid file "
+        "with no tensors loads with every adapter key missing, so the adapter does nothing.",
+    ),
+    Rule(
+        "AG703", "peft-pickle-weights", WARNING,
+        "the PEFT weights are only in the pickled adapter_model.bin",
+        "`adapter_model.bin` is a torch pickle: loading it can run code. PEFT falls back to it "
+        "only when there is no `adapter_model.safetensors`. Convert it once, in an environment "
+        "you trust: `save_pretrained(..., safe_serialization=True)`, or load the state dict with "
+        "`torch.load(path, weights_only=True)` and write it with `safetensors.torch.save_file` "
+        "(metadata `{\"format\": \"pt\"}`). adapter-guard never loads it, so its shapes are not checked.",
+    ),
+    Rule(
+        "AG704", "peft-type-invalid", ERROR,
+        "peft_type is missing or not spelt \"LORA\"",
+        "`PeftModel.from_pretrained` looks the method up by `peft_type`: a missing key is "
+        "`KeyError: 'peft_type'`, and `\"lora\"` is `KeyError: 'lora'`. It is the one key a "
+        "PEFT config cannot do without.",
+    ),
+    Rule(
+        "AG705", "peft-rank-mismatch", ERROR,
+        "a module's lora_A/lora_B rank differs from r (or its rank_pattern entry)",
+        "PEFT builds each module with the rank `rank_pattern` gives it (the first key, in "
+        "order, that matches the module at a `.` boundary), or `r`; a file of another rank is a "
+        "size-mismatch `RuntimeError`. When every module agrees and there is no `rank_pattern`, "
+        "the safe fix sets `r` to that rank. lora_A is (r, in) and lora_B (out, r); factors that "
+        "disagree (a transposed lora_B, say) are reported here and never fixed.",
+        fix=SOMETIMES_SAFE,
+    ),
+    Rule(
+        "AG706", "peft-mixed-ranks", ERROR,
+        "modules have different ranks and rank_pattern does not give them",
+        "Without a `rank_pattern` entry PEFT builds every module with `r`, so a module saved "
+        "with another rank is a size-mismatch `RuntimeError`. When the config has no "
+        "`rank_pattern` yet, the safe fix writes one entry per differing module, its full "
+        "module path escaped as a regex, which every PEFT version matches.",
+        fix=SOMETIMES_SAFE,
+    ),
+    Rule(
+        "AG707", "peft-unmatched-pattern-key", WARNING,
+        "a rank_pattern or alpha_pattern key matches no module that has tensors",
+        "Keys are regexes matched at the end of a module name, from a `.` boundary "
+        "(`(.*\\.)?(KEY)$`): `\"proj\"` matches nothing, `\"q_proj\"` and `\"layers\\.1\\..*\"` "
+        "do. An unmatched key is ignored (peft 0.21 warns, older versions say nothing), so the "
+        "rank or alpha it meant to set is not used.",
+    ),
+    Rule(
+        "AG708", "peft-tensors-ignored", ERROR,
+        "tensors in adapter_model.safetensors belong to modules PEFT will not adapt",
+        "PEFT adapts a module when `target_modules` matches it (a list: exact name or `.`-suffix; "
+        "a string: a full-name regex match), it is not in `exclude_modules` or "
+        "`modules_to_save`, and, for a suffix match, its layer is in `layers_to_transform` "
+        "(found after `layers_pattern`). Tensors of any other module are dropped on load "
+        "without a word, so the adapter silently does less than it was trained to.",
+    ),
+    Rule(
+        "AG709", "peft-target-without-tensors", WARNING,
+        "a target_modules entry matches no module that has tensors",
+        "PEFT adapts what the entry matches in the base model and finds no weights for it: "
+        "it warns about missing adapter keys and the module gets a no-op adapter (or, when no "
+        "entry matches anything in the base, `NoMatchingPeftModuleError`). Usually the config "
+        "names more than was trained.",
+    ),
+    Rule(
+        "AG710", "peft-dora-ignored", ERROR,
+        "lora_magnitude_vector tensors are present but use_dora is not true",
+        "PEFT builds plain LoRA modules and drops the DoRA magnitudes without a word, so the "
+        "output differs from the trained adapter. The safe fix sets `use_dora: true`.",
+        fix=ALWAYS_SAFE,
+    ),
+    Rule(
+        "AG711", "peft-dora-magnitudes-missing", ERROR,
+        "use_dora is true but modules have no lora_magnitude_vector",
+        "PEFT warns about missing adapter keys and re-derives the magnitudes from the base "
+        "weights, which changes the output. Either the file lost its magnitudes or the adapter "
+        "was not trained with DoRA.",
+    ),
+    Rule(
+        "AG712", "peft-tensor-shape", ERROR,
+        "a PEFT tensor's shape is not what PEFT builds for its module",
+        "DoRA magnitudes are (out,) for Linear, (embedding_dim,) for Embedding and "
+        "(1, out, 1, 1) for Conv2d; embedding LoRA is `lora_embedding_A` (r, num_embeddings) and "
+        "`lora_embedding_B` (embedding_dim, r). Any other shape is a size-mismatch `RuntimeError`.",
+    ),
+    Rule(
+        "AG713", "peft-modules-to-save-missing", ERROR,
+        "a modules_to_save module has no tensor in the file",
+        "`modules_to_save` copies are saved under the module's plain name "
+        "(`base_model.model.lm_head.weight`); when it is missing, loading fails with a bare "
+        "`KeyError` naming that key.",
+    ),
+    Rule(
+        "AG714", "peft-vocab-mismatch", ERROR,
+        "a saved embedding or output head has another vocabulary size than the base model",
+        "With a base `config.json`, the rows of a saved `lm_head`/`embed_tokens` copy are "
+        "compared with `vocab_size`. A resized vocabulary is a size-mismatch `RuntimeError` "
+        "until the base model is resized the same way before loading.",
+    ),
+    Rule(
+        "AG715", "peft-unpaired-factor", ERROR,
+        "a module has lora_A without lora_B, or the reverse",
+        "PEFT warns about the missing key and keeps that factor's initial values while the "
+        "other loads, so the module's output is wrong rather than unchanged.",
+    ),
+    # -- AG8xx: mlx-vlm, older mlx-lm, npz, conversions ------------------------
+    Rule(
+        "AG801", "mlx-vlm-rank-mismatch", WARNING,
+        "the mlx-vlm config's rank differs from the rank in the tensors",
+        "mlx-vlm loads with `strict=False`, which skips the shape check: the file's arrays "
+        "replace the modules' factors, so mlx-vlm itself still reproduces the trained output, "
+        "but the config describes another adapter to anyone else who reads it (a converter, "
+        "`lora_parameters.rank` in a fuse). Read from `lora_parameters.rank` (mlx-vlm 0.6+) or "
+        "the top-level `rank` (mlx-vlm 0.5 and older); never rewritten.",
+    ),
+    Rule(
+        "AG802", "mlx-vlm-keys-do-not-cover-tensors", ERROR,
+        "lora_parameters.keys misses modules that have tensors",
+        "mlx-vlm wraps exactly the modules named by `keys` (from the model root, or relative to "
+        "`language_model`). Tensors of other modules bind to nothing and are dropped silently. "
+        "Explicit keys are never rewritten.",
+    ),
+    Rule(
+        "AG803", "mlx-vlm-key-without-tensors", WARNING,
+        "a lora_parameters.keys entry has no tensors in the file",
+        "mlx-vlm wraps the module and finds nothing to load, so it keeps its initial values "
+        "(`lora_b` = 0) and adds nothing.",
+    ),
+    Rule(
+        "AG804", "mlx-vlm-legacy-default", WARNING,
+        "the old mlx-vlm config lacks alpha or dropout",
+        "mlx-vlm 0.5 and older wrote exactly `rank`, `alpha` and `dropout`. Current mlx-vlm "
+        "still reads that schema and uses 0.1 for a missing `alpha` or `dropout`, which is "
+        "rarely the value trained with. mlx-lm keys are never added to this schema.",
+    ),
+    Rule(
+        "AG805", "mlx-vlm-fine-tune-type-mismatch", ERROR,
+        "fine_tune_type contradicts the tensors (mlx-vlm)",
+        "mlx-vlm builds DoRA modules only for `fine_tune_type: dora`; the `m` tensors of a "
+        "DoRA adapter saved as `lora` bind to nothing and are dropped silently, and a `dora` "
+        "config without them keeps freshly computed magnitudes.",
+    ),
+    Rule(
+        "AG806", "mlx-vlm-missing-lora-parameters", ERROR,
+        "an mlx-vlm config has no lora_parameters",
+        "mlx-vlm 0.6+ reads rank, scale, dropout and keys from `lora_parameters`; without it "
+        "(and without the old schema's top-level `rank`) the loader raises `ValueError: The "
+        "adapter does not have lora params in the config`. The scale cannot be read from the "
+        "tensors, so this is not fixed: restore the config the trainer wrote.",
+    ),
+    Rule(
+        "AG811", "mlx-lm-lora-layers", ERROR,
+        "the config has mlx-lm's old lora_layers but no num_layers",
+        "mlx-lm 0.19 renamed `lora_layers` to `num_layers` (and `use_dora` to "
+        "`fine_tune_type`); current mlx-lm raises AttributeError on a config with only the old "
+        "name. The safe fix writes `num_layers` with the same value when the tensors fit in "
+        "that many final layers, and keeps `lora_layers` for older mlx-lm.",
+        fix=SOMETIMES_SAFE,
+    ),
+    Rule(
+        "AG821", "npz-adapter", WARNING,
+        "adapters.npz is the mlx-examples format, which current mlx-lm does not read",
+        "mlx-examples `lora/` and mlx-lm before 0.6 saved `adapters.npz` with no config (rank 8; "
+        "scale 20.0 in mlx-examples, 10.0 in mlx-lm). Current mlx-lm loads only "
+        "`adapters.safetensors` with an `adapter_config.json`. Convert, in an environment you "
+        "trust (an npz can hold pickled objects): "
+        "`mx.save_safetensors(\"adapters.safetensors\", dict(mx.load(\"adapters.npz\")))`, then "
+        "write a config with `fine_tune_type`, `num_layers` and `lora_parameters` "
+        "(`rank`, `scale`, `dropout`) matching the training run.",
+    ),
+    Rule(
+        "AG831", "transposed-factors", ERROR,
+        "an MLX adapter's factors are in PEFT orientation (not transposed on conversion)",
+        "MLX stores `lora_a` (in, r) and `lora_b` (r, out); PEFT stores lora_A (r, in) and "
+        "lora_B (out, r). A conversion that forgot to transpose gives a pair whose 'rank' is a "
+        "module width: at least the smaller of the module's widths, or, with a base config, "
+        "widths the model does not have. No rank is ever inferred from such a pair; transpose "
+        "both factors and re-check.",
+    ),
+)
+
+
+def get_rule(code: str) -> Rule:
+    return RULES[code]
+
+
+def matches(code: str, patterns: Iterable[str]) -> bool:
+    """Whether ``code`` is selected by any of the code prefixes (``AG2``, ``ALL``)."""
+    return any(p == "ALL" or code.startswith(p) for p in patterns)
+
+
+def enabled_codes(select: Iterable[str] | None, ignore: Iterable[str] | None) -> frozenset[str]:
+    """Resolve ``--select`` / ``--ignore`` prefixes to the set of enabled codes.
+
+    As in ruff, the more specific prefix wins: ``--select AG2 --ignore AG204``
+    drops AG204 only, ``--ignore AG2 --select AG204`` keeps AG204 only.
+    """
+    select = [s.upper() for s in (select or ["ALL"])]
+    ignore = [s.upper() for s in (ignore or [])]
+    enabled = set()
+    for code in RULES:
+        best_sel = max((len(p) for p in select if matches(code, [p])), default=-1)
+        best_ign = max((len(p) for p in ignore if matches(code, [p])), default=-1)
+        if best_sel >= 0 and best_sel > best_ign:
+            enabled.add(code)
+    return frozenset(enabled)
+
+
+def unknown_selectors(patterns: Iterable[str]) -> list[str]:
+    return [p for p in patterns if p.upper() != "ALL" and not any(c.startswith(p.upper()) for c in RULES)]

@@ -1,0 +1,195 @@
+"""PEFT LoRA adapters, checked against what the real PEFT writes and what its loader does.
+
+Every sample is written by peft 0.21.2's ``save_pretrained`` (tests/peft_writers.py). A clean
+sample gets no error or warning and ``--fix`` leaves it byte-identical. Each corruption is
+loaded with ``PeftModel.from_pretrained`` on a fresh base, and the finding must say what
+PEFT does: refuse it, warn about missing keys, or drop tensors without a word.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import peft_writers
+import pytest
+
+from adapter_guard.engine import run
+from adapter_guard.settings import Settings
+
+CLEAN = [n for n in peft_writers.CASES]
+
+
+def lint_dir(adapter_dir: Path, **settings):
+    results = run(Settings(paths=[adapter_dir], root=adapter_dir, **settings))
+    return [r for r in results if r.path.endswith("adapter_config.json")]
+
+
+def codes(results, severities=("error", "warning")) -> list[str]:
+    return sorted({f.code for r in results for f in r.findings if f.severity in severities and not f.fixed})
+
+
+def tree_bytes(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+# -- clean samples: silence ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", CLEAN)
+def test_a_real_peft_adapter_is_detected_as_peft_lora(peft_corpus, name):
+    [result] = lint_dir(peft_corpus[name].adapter_dir)
+
+    assert result.format == "peft-lora"
+
+
+@pytest.mark.parametrize("name", [n for n in CLEAN if n != "bin_fallback"])
+def test_a_real_peft_adapter_gets_no_error_or_warning(peft_corpus, name):
+    assert codes(lint_dir(peft_corpus[name].adapter_dir)) == []
+
+
+def test_a_pickle_only_peft_adapter_gets_only_the_pickle_warning(peft_corpus):
+    assert codes(lint_dir(peft_corpus["bin_fallback"].adapter_dir)) == ["AG703"]
+
+
+@pytest.mark.parametrize("name", CLEAN)
+def test_fix_leaves_a_real_peft_adapter_byte_identical(peft_corpus, name, tmp_path):
+    adapter_dir = Path(shutil.copytree(peft_corpus[name].adapter_dir, tmp_path / name))
+    before = tree_bytes(adapter_dir)
+
+    lint_dir(adapter_dir, fix=True, unsafe_fixes=True)
+
+    assert tree_bytes(adapter_dir) == before
+
+
+@pytest.mark.parametrize("name", ["plain_qv", "embedding", "modules_to_save_lm_head", "all_linear", "gpt2_conv1d_fan_in_fan_out"])
+def test_a_real_peft_adapter_fits_its_own_base_config(peft_corpus, name, tmp_path):
+    sample = peft_corpus[name]
+    base = peft_writers.write_base_config(sample.base, tmp_path / "base").parent
+
+    assert codes(lint_dir(sample.adapter_dir, base_model=base)) == []
+
+
+# -- corruptions: the finding says what PEFT does --------------------------------------
+
+
+def size_mismatch(outcome) -> bool:
+    return outcome.error_type == "RuntimeError" and "size mismatch" in outcome.error
+
+
+def missing_keys(outcome) -> bool:
+    return outcome.loaded and bool(outcome.missing_keys)
+
+
+def silently_dropped(outcome) -> bool:
+    return outcome.loaded and bool(outcome.unexpected_keys) and not outcome.warnings
+
+
+def changed_silently(outcome) -> bool:
+    return outcome.silent and not outcome.reproduces_live()
+
+
+def refused(outcome) -> bool:
+    return not outcome.loaded
+
+
+#: corruption -> (the error/warning codes adapter-guard reports, what PEFT does).
+VERDICTS = {
+    "r_edited_8_to_16": (["AG705"], size_mismatch),
+    "rank_pattern_removed": (["AG706"], size_mismatch),
+    "lora_B_transposed": (["AG705"], size_mismatch),
+    "mixed_ranks_without_rank_pattern": (["AG706"], size_mismatch),
+    "tensor_renamed": (["AG708", "AG715"], lambda o: missing_keys(o) and bool(o.unexpected_keys)),
+    "target_modules_reduced": (["AG708"], silently_dropped),
+    "extra_tensor_wrong_shape": (["AG708"], silently_dropped),
+    "target_modules_extended": (["AG709"], missing_keys),
+    "layers_to_transform_changed": (["AG708", "AG709"], lambda o: missing_keys(o) and bool(o.unexpected_keys)),
+    "prefix_stripped": (["AG708", "AG709"], missing_keys),
+    "target_modules_bare_name_as_regex": (["AG708"], refused),
+    "target_modules_match_nothing": (["AG708", "AG709"], refused),
+    "use_dora_true_to_false": (["AG710"], changed_silently),
+    "use_dora_false_to_true": (["AG711"], missing_keys),
+    "modules_to_save_without_tensor": (["AG713"], refused),
+    "peft_type_missing": (["AG704"], refused),
+    "peft_type_lower_case": (["AG704"], refused),
+    "weights_without_tensors": (["AG702"], missing_keys),
+    "weights_zero_bytes": (["AG702"], refused),
+    "weights_absent": (["AG701"], refused),
+    # PEFT takes these without a word and reproduces the trained output: so does adapter-guard.
+    "unknown_config_key": ([], lambda o: o.reproduces_live()),
+}
+
+
+@pytest.fixture
+def corrupted(peft_corpus, tmp_path):
+    def make(corruption: str):
+        sample = peft_corpus[peft_writers.CORRUPTIONS[corruption].sample]
+        return sample, peft_writers.corrupted_copy(sample, corruption, tmp_path / corruption)
+
+    return make
+
+
+@pytest.mark.parametrize("corruption", VERDICTS)
+def test_each_corruption_gets_the_finding_that_matches_what_peft_does(corrupted, corruption):
+    expected, peft_does = VERDICTS[corruption]
+    sample, adapter_dir = corrupted(corruption)
+
+    assert codes(lint_dir(adapter_dir)) == expected
+    assert peft_does(peft_writers.load_sample(sample, adapter_dir))
+
+
+def test_a_resized_vocabulary_in_modules_to_save_is_an_error_with_the_base_config(corrupted, tmp_path):
+    sample, adapter_dir = corrupted("modules_to_save_resized_vocab")
+    base = peft_writers.write_base_config(sample.base, tmp_path / "base").parent
+
+    assert codes(lint_dir(adapter_dir, base_model=base)) == ["AG714"]
+    assert size_mismatch(peft_writers.load_sample(sample, adapter_dir))
+
+
+def test_an_edited_lora_alpha_is_out_of_reach(corrupted):
+    """Nothing on disk depends on lora_alpha: PEFT loads it silently with another scale, and
+    adapter-guard cannot tell either. Stated here so the gap is not mistaken for coverage."""
+    sample, adapter_dir = corrupted("lora_alpha_edited")
+
+    assert codes(lint_dir(adapter_dir)) == []
+    assert changed_silently(peft_writers.load_sample(sample, adapter_dir))
+
+
+# -- safe fixes: PEFT's own keys, and PEFT then reproduces the trained output -------------
+
+
+@pytest.mark.parametrize(
+    ("corruption", "written"),
+    [
+        ("r_edited_8_to_16", {"r": 8}),
+        ("use_dora_true_to_false", {"use_dora": True}),
+        (
+            "rank_pattern_removed",
+            {"rank_pattern": {
+                r"model\.layers\.0\.self_attn\.q_proj": 4,
+                r"model\.layers\.1\.self_attn\.q_proj": 4,
+                r"model\.layers\.1\.self_attn\.v_proj": 2,
+            }},
+        ),
+    ],
+)
+def test_a_safe_fix_writes_only_peft_keys_and_peft_reproduces_the_trained_model(corrupted, corruption, written):
+    sample, adapter_dir = corrupted(corruption)
+    before = peft_writers.read_config(adapter_dir)
+
+    assert codes(lint_dir(adapter_dir, fix=True)) == []
+
+    after = peft_writers.read_config(adapter_dir)
+    assert {k: v for k, v in after.items() if before.get(k) != v} == written
+    assert set(after) == set(before)
+    assert peft_writers.load_sample(sample, adapter_dir).reproduces_live()
+
+
+def test_a_rank_pattern_fix_for_a_cut_module_loads_without_a_word(corrupted):
+    sample, adapter_dir = corrupted("mixed_ranks_without_rank_pattern")
+
+    lint_dir(adapter_dir, fix=True)
+
+    assert peft_writers.read_config(adapter_dir)["rank_pattern"] == {r"model\.layers\.0\.self_attn\.q_proj": 4}
+    outcome = peft_writers.load_sample(sample, adapter_dir)
+    assert outcome.silent and not outcome.unexpected_keys
