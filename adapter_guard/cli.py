@@ -98,6 +98,9 @@ def cli(paths, select, ignore, exclude, github_comment, all_paths, **options) ->
         raise click.UsageError(str(exc)) from None
     if settings.require_smoke:
         settings.smoke = True
+    # Only these show a diff of what --fix would write (the PR comment shows it
+    # as a suggestion); a plain lint plans no fixes.
+    settings.plans_fixes = settings.fix or settings.diff or github_comment or os.environ.get("GITHUB_ACTIONS") == "true"
     try:
         code = _run(settings, github_comment, all_paths)
     except Exception as exc:  # the one place an unexpected error becomes exit 2

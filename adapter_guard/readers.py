@@ -61,7 +61,26 @@ def read_config_bytes(path: Path, limit: int = MAX_CONFIG_BYTES) -> bytes:
 
 def read_weights_header(path: Path) -> Header:
     """The safetensors header of a weights file (never its tensor data); HeaderError says why not."""
-    return read_header(path)
+    return _read_header(path)
+
+
+_read_header = read_header
+
+
+def use_fast_header_parser() -> bool:
+    """Parse headers with msgspec (the ``fast`` extra) from now on, if it is installed.
+
+    Same results and messages (``safetensors_fast`` falls back to the reference
+    parser for anything unusual); it pays only for many files, because importing
+    msgspec costs about as much as parsing 80 headers.
+    """
+    global _read_header
+    try:
+        from .safetensors_fast import read_header as fast_read_header
+    except ImportError:  # msgspec is not installed: the reference parser does the same work
+        return False
+    _read_header = fast_read_header
+    return True
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,10 @@ class Settings:
     require_smoke: bool = False
     gpt_oss: bool = False
     verbose: bool = False
+    #: Whether fixes are planned (and diffs made) when nothing is written: for
+    #: --diff, the markdown report and the GitHub outputs. The CLI turns it off
+    #: for a plain lint, which then skips re-linting every fixed text.
+    plans_fixes: bool = True
     #: The directory fixes may write in; links that leave it are never followed for writes.
     root: Path = field(default_factory=Path.cwd)
     #: Where the pyproject settings came from, for messages.
