@@ -193,3 +193,67 @@ def test_a_rank_pattern_fix_for_a_cut_module_loads_without_a_word(corrupted):
     assert peft_writers.read_config(adapter_dir)["rank_pattern"] == {r"model\.layers\.0\.self_attn\.q_proj": 4}
     outcome = peft_writers.load_sample(sample, adapter_dir)
     assert outcome.silent and not outcome.unexpected_keys
+
+
+def test_a_module_adapted_through_target_parameters_is_not_called_dropped():
+    from adapter_guard.formats.peft import targeted
+
+    config = {"target_modules": ["q_proj"], "target_parameters": ["mlp.experts.gate_up_proj"]}
+
+    assert targeted("model.layers.0.mlp.experts", config)
+    assert targeted("model.layers.0.self_attn.q_proj", config)
+    assert not targeted("model.layers.0.self_attn.k_proj", config)
+
+
+# -- PEFT's matching, as the reference records it from peft 0.21.2 runs (§1.5) -----------
+
+
+def test_the_first_rank_pattern_key_in_dict_order_wins():
+    from adapter_guard.formats.peft import pattern_key
+
+    wide_first = {"q_proj": 4, "layers.0.self_attn.q_proj": 2}
+    narrow_first = {"layers.0.self_attn.q_proj": 2, "q_proj": 4}
+
+    assert pattern_key(wide_first, "model.layers.0.self_attn.q_proj") == "q_proj"
+    assert pattern_key(narrow_first, "model.layers.0.self_attn.q_proj") == "layers.0.self_attn.q_proj"
+    assert pattern_key(narrow_first, "model.layers.1.self_attn.q_proj") == "q_proj"
+
+
+def test_a_rank_pattern_key_matches_from_a_dot_boundary_only():
+    from adapter_guard.formats.peft import pattern_key
+
+    assert pattern_key({"proj": 2}, "model.layers.0.self_attn.q_proj") is None
+    assert pattern_key({"q_proj|v_proj": 2}, "model.layers.0.self_attn.v_proj") == "q_proj|v_proj"
+    assert pattern_key({"^model.layers.1.self_attn.v_proj": 2}, "model.layers.1.self_attn.v_proj") is not None
+
+
+@pytest.mark.parametrize(
+    ("targets", "name", "adapted"),
+    [
+        (["proj"], "model.layers.0.self_attn.q_proj", False),
+        (["self_attn.q_proj"], "model.layers.0.self_attn.q_proj", True),
+        (["model.layers.0.self_attn.q_proj"], "model.layers.0.self_attn.q_proj", True),
+        ("q_proj", "model.layers.0.self_attn.q_proj", False),
+        (".*q_proj", "model.layers.0.self_attn.q_proj", True),
+    ],
+)
+def test_target_modules_match_exactly_or_at_a_dot_suffix_and_a_string_is_a_fullmatch(targets, name, adapted):
+    from adapter_guard.formats.peft import targeted
+
+    assert targeted(name, {"target_modules": targets}) is adapted
+
+
+def test_an_exact_full_name_bypasses_layers_to_transform():
+    from adapter_guard.formats.peft import targeted
+
+    config = {"target_modules": ["model.layers.0.self_attn.q_proj", "v_proj"], "layers_to_transform": [1]}
+
+    assert targeted("model.layers.0.self_attn.q_proj", config)
+    assert targeted("model.layers.1.self_attn.v_proj", config)
+    assert not targeted("model.layers.0.self_attn.v_proj", config)
+
+
+def test_modules_to_save_is_never_adapted_even_when_targeted():
+    from adapter_guard.formats.peft import targeted
+
+    assert not targeted("lm_head", {"target_modules": ["lm_head"], "modules_to_save": ["lm_head"]})

@@ -163,10 +163,21 @@ def _excluded(name: str, config: dict[str, Any]) -> str | None:
     return None
 
 
+def _parameter_target(name: str, config: dict[str, Any]) -> bool:
+    """Whether ``target_parameters`` (LoRA on a bare parameter, e.g. fused MoE experts) names a parameter of ``name``."""
+    params = config.get("target_parameters")
+    if not isinstance(params, list):
+        return False
+    owners = {p.rpartition(".")[0] for p in params if isinstance(p, str)}
+    return any(name == o or name.endswith("." + o) for o in owners if o)
+
+
 def targeted(name: str, config: dict[str, Any]) -> bool:
     """Whether PEFT would adapt module ``name`` under this config."""
     if _excluded(name, config):
         return False
+    if _parameter_target(name, config):
+        return True
     targets = config.get("target_modules")
     if isinstance(targets, str):
         return _fullmatch(targets, name)
