@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from . import jsondoc
@@ -52,7 +53,7 @@ def _linked_outside(path: Path, root: Path) -> Path | None:
     """Where ``path`` really is, when a symbolic link (the file, or a directory on
     its way) takes it out of ``root``; None otherwise."""
     try:
-        target, root = path.resolve(), root.resolve()
+        target, root = path.resolve(), _resolved(root)
     except (OSError, RuntimeError):  # a symlink loop (RuntimeError before Python 3.13): reading says so
         return None
     if target.is_relative_to(root):
@@ -61,6 +62,11 @@ def _linked_outside(path: Path, root: Path) -> Path | None:
     if path.is_symlink() or Path(os.path.abspath(path)).is_relative_to(root):
         return target
     return None
+
+
+@lru_cache(maxsize=8)  # the root, resolved once per run instead of once per file
+def _resolved(root: Path) -> Path:
+    return root.resolve()
 
 
 @dataclass(frozen=True)
@@ -241,6 +247,7 @@ def _write(path: Path, text: str, result: FileResult, settings: Settings) -> Non
 
 
 def run(settings: Settings) -> list[FileResult]:
+    _resolved.cache_clear()  # the links under the root may have changed since the last run
     paths = discover(settings.paths, root=settings.root, exclude=settings.exclude, force_exclude=settings.force_exclude)
     if len(paths) >= FAST_HEADER_THRESHOLD:
         use_fast_header_parser()
