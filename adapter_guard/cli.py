@@ -32,8 +32,10 @@ def _split(values: tuple[str, ...]) -> list[str] | None:
 def _list_rules(ctx: click.Context, _param, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
+    name_width = max(len(rule.name) for rule in RULES.values())
+    fix_width = max(len(rule.fix.label) for rule in RULES.values())
     for rule in RULES.values():
-        click.echo(f"{rule.code}  {rule.name:<28} {rule.severity:<8} {rule.fix.label:<28} {rule.summary}")
+        click.echo(f"{rule.code}  {rule.name:<{name_width}} {rule.severity:<8} {rule.fix.label:<{fix_width}} {rule.summary}")
     ctx.exit(0)
 
 

@@ -1,4 +1,4 @@
-"""Adapters in the older formats: mlx-lm before 0.19, mlx-vlm 0.5 and mlx-examples ``adapters.npz``.
+"""Adapters in the older formats: mlx-lm before 0.19 and before 0.6, mlx-vlm 0.5, mlx-examples ``adapters.npz``.
 
 Where the old writer still installs and runs here, its real output is recorded in
 ``tests/data/legacy_writers/`` (regenerate with ``python tests/legacy_writers.py``; see
@@ -7,10 +7,17 @@ mlx-vlm to old releases, so they run in throwaway venvs only when the recording 
 
 - ``mlx_lm_0_18_lora`` / ``mlx_lm_0_18_dora``: **real writer**. The stock ``python -m mlx_lm.lora
   --train`` CLI of mlx-lm 0.18.2 (the last release with ``lora_layers`` and ``use_dora``, reference
-  §3.2), run for 5 iterations on the tiny Llama of ``builders.tiny_llama_config(2)`` with a
+  §3.2), run for 5 iterations on the tiny Llama of ``llama_config()`` with a
   WordLevel tokenizer. The config is the CLI's own args dump; ``--use-dora`` for the DoRA sample.
   ``live/<name>.npy`` holds the logits of ``mlx_lm.utils.load(base, adapter_path=...)`` of that same
   0.18.2, i.e. what the old loader made of the file, on ``builders.probe_tokens``.
+- ``mlx_lm_0_5_npz``: **real writer**. The ``python -m mlx_lm.lora --train`` CLI of mlx-lm 0.5.0 (the
+  ``adapters.npz`` era before 0.6, reference §3.2): ``adapters.npz`` and no config (it also makes an
+  empty ``checkpoints/`` folder, which is not recorded). ``live`` is what 0.5.0's
+  ``load(base, adapter_file=...)`` makes of it: it rebuilds the wrapped modules from the key names
+  with its defaults, rank 8 and scale 10, which its LoRALinear multiplies by alpha 16 / rank 8 (so 20).
+- Training in the old CLIs is not bit-reproducible from run to run; each recording is consistent with
+  its own ``live`` file, which is what the tests compare against.
 - ``mlx_vlm_0_5_legacy``: **real writer**. mlx-vlm 0.5.0's ``trainer.utils.get_peft_model`` and
   ``save_adapter`` (the old schema: exactly ``{rank, alpha, dropout}``, ``.A``/``.B`` leaves) on
   ``vlm_writers``' tiny LLaVA, whose weights are handed over from this environment so both sides
@@ -44,6 +51,7 @@ RECORDED_DIR = Path(__file__).resolve().parent / "data" / "legacy_writers"
 LIVE_DIR = RECORDED_DIR / "live"
 
 OLD_MLX_LM = "mlx-lm==0.18.2"
+NPZ_ERA_MLX_LM = "mlx-lm==0.5.0"
 OLD_MLX_VLM = "mlx-vlm==0.5.0"
 
 # mlx-examples lora/: fixed rank and scale (reference §3.1)
@@ -53,8 +61,8 @@ NPZ_LORA_LAYERS = 2
 
 
 def llama_config() -> dict[str, Any]:
-    """The base every mlx-lm legacy sample was trained on."""
-    return builders.tiny_llama_config(2)
+    """The base every mlx-lm legacy sample was trained on (untied: mlx-lm 0.5.0's Llama needs an lm_head)."""
+    return builders.tiny_llama_config(2, tie_word_embeddings=False)
 
 
 @dataclass(frozen=True)
@@ -62,13 +70,14 @@ class LegacySample:
     name: str
     adapter_dir: Path
     writer: str  # who wrote it, and whether it is the real writer
-    base: str  # "llama" (builders.tiny_llama_config(2)) or "llava" (vlm_writers)
+    base: str  # "llama" (llama_config()) or "llava" (vlm_writers)
     live: Any = field(repr=False)  # numpy logits of the writer's own model, on the base's probe tokens
 
 
 RECORDED: dict[str, tuple[str, str]] = {
     "mlx_lm_0_18_lora": ("llama", f"real: {OLD_MLX_LM} `python -m mlx_lm.lora --train`, recorded"),
     "mlx_lm_0_18_dora": ("llama", f"real: {OLD_MLX_LM} `python -m mlx_lm.lora --train --use-dora`, recorded"),
+    "mlx_lm_0_5_npz": ("llama", f"real: {NPZ_ERA_MLX_LM} `python -m mlx_lm.lora --train`, recorded"),
     "mlx_vlm_0_5_legacy": ("llava", f"real: {OLD_MLX_VLM} get_peft_model + save_adapter, recorded"),
 }
 RECREATED = {"mlx_examples_lora_npz": ("llama", "recreated from mlx-examples lora/ source (no package)")}
@@ -132,7 +141,7 @@ def mlx_lm_reload_logits(adapter_dir: str | Path):
 
 
 def mlx_examples_reload_logits(adapter_dir: str | Path):
-    """What mlx-examples ``lora/lora.py`` does to reload: wrap q/v of the last layers, ``load_weights(strict=False)``."""
+    """mlx-examples ``lora/lora.py``'s reload: wrap q/v of the last layers, then ``load_weights(strict=False)``."""
     import numpy as np
     from mlx_lm.tuner.utils import linear_to_lora_layers
 
@@ -147,19 +156,28 @@ def mlx_examples_reload_logits(adapter_dir: str | Path):
 
 # -- recording the real old writers -------------------------------------------------------
 
-_TRAIN_ARGS = ["--train", "--data", "data", "--model", "base", "--adapter-path", "adapters", "--iters", "5",
-               "--batch-size", "2", "--lora-layers", "2", "--learning-rate", "0.05", "--seed", "0",
-               "--steps-per-eval", "100", "--val-batches", "1"]  # fmt: skip
+_TRAIN_ARGS = ["--train", "--data", "data", "--model", "base", "--iters", "5", "--batch-size", "2",
+               "--lora-layers", "2", "--learning-rate", "0.05", "--seed", "0", "--steps-per-eval", "100",
+               "--val-batches", "1"]  # fmt: skip
 
-# Run by mlx-lm 0.18.2: its own loader's logits for the adapter it just wrote.
+# name -> (mlx-lm release, extra CLI arguments, how its load() is pointed at the adapter)
+_OLD_MLX_LM_RUNS = {
+    "mlx_lm_0_18_lora": (OLD_MLX_LM, ["--adapter-path", "adapters"], {"adapter_path": "adapters"}),
+    "mlx_lm_0_18_dora": (OLD_MLX_LM, ["--adapter-path", "adapters", "--use-dora"], {"adapter_path": "adapters"}),
+    "mlx_lm_0_5_npz": (NPZ_ERA_MLX_LM, ["--adapter-file", "adapters/adapters.npz"], {"adapter_file": "adapters/adapters.npz"}),
+}
+
+# Run by the old mlx-lm: its own loader's logits for the adapter it just wrote.
 _OLD_MLX_LM_LOGITS = """
 import json, sys
 import numpy as np
 import mlx.core as mx
 from mlx_lm.utils import load
-model, _ = load("base", adapter_path="adapters")
+model, _ = load("base", **json.loads(sys.argv[3]))
 tokens = mx.array(json.loads(sys.argv[1]), dtype=mx.int32)
-np.save(sys.argv[2], np.array(model(tokens).astype(mx.float32)))
+logits = model(tokens)
+logits = logits[0] if isinstance(logits, tuple) else logits  # 0.5.0 returns (logits, cache)
+np.save(sys.argv[2], np.array(logits.astype(mx.float32)))
 """
 
 # Run by mlx-vlm 0.5.0: build the tiny LLaVA from config.json, take the handed-over weights,
@@ -172,9 +190,11 @@ from mlx.utils import tree_flatten, tree_unflatten
 from mlx_vlm.utils import get_model_and_args, update_module_configs
 from mlx_vlm.trainer.utils import get_peft_model, save_adapter
 base_dir, out_dir, tokens, base_logits_path, live_path = sys.argv[1:6]
+mx.random.seed(0)  # get_peft_model draws A at random
 config = json.load(open(f"{base_dir}/config.json"))
 arch, _ = get_model_and_args(config=config)
-model_config = update_module_configs(arch.ModelConfig.from_dict(config), arch, config, ["text", "vision", "perceiver", "projector", "audio"])
+modules = ["text", "vision", "perceiver", "projector", "audio"]
+model_config = update_module_configs(arch.ModelConfig.from_dict(config), arch, config, modules)
 model = arch.Model(model_config)
 model.load_weights(f"{base_dir}/model.safetensors", strict=True)
 model.eval()
@@ -231,9 +251,9 @@ def _write_llama_base(base_dir: Path, data_dir: Path) -> None:
 def _record(src: Path, name: str) -> None:
     dest = RECORDED_DIR / name
     shutil.rmtree(dest, ignore_errors=True)
-    dest.mkdir(parents=True)
-    for file in ("adapter_config.json", "adapters.safetensors"):
-        shutil.copy2(src / file, dest / file)
+    shutil.copytree(src, dest)
+    for empty in [d for d in dest.iterdir() if d.is_dir() and not any(d.iterdir())]:
+        empty.rmdir()  # mlx-lm 0.5.0 makes an empty checkpoints/; git would not keep it anyway
 
 
 def regenerate(venv_root: str | Path | None = None) -> None:
@@ -247,18 +267,20 @@ def regenerate(venv_root: str | Path | None = None) -> None:
     from mlx.utils import tree_flatten
 
     venv_root = Path(venv_root or tempfile.mkdtemp(prefix="legacy-venvs-"))
-    old_lm = _make_venv(venv_root / "mlx-lm-0.18.2", OLD_MLX_LM)
     old_vlm = _make_venv(venv_root / "mlx-vlm-0.5.0", OLD_MLX_VLM)
     LIVE_DIR.mkdir(parents=True, exist_ok=True)
-    tokens = np.array(builders.probe_tokens(llama_config())).tolist()
+    tokens = json.dumps(np.array(builders.probe_tokens(llama_config())).tolist())
 
-    for name, extra in (("mlx_lm_0_18_lora", []), ("mlx_lm_0_18_dora", ["--use-dora"])):
+    for name, (release, extra, loader_args) in _OLD_MLX_LM_RUNS.items():
+        old_lm = _make_venv(venv_root / release.replace("==", "-"), release)
         with tempfile.TemporaryDirectory() as work:
             work = Path(work)
             _write_llama_base(work / "base", work / "data")
+            (work / "adapters").mkdir()
             subprocess.run([str(old_lm), "-m", "mlx_lm.lora", *_TRAIN_ARGS, *extra], cwd=work, check=True)
-            live = LIVE_DIR / f"{name}.npy"
-            subprocess.run([str(old_lm), "-c", _OLD_MLX_LM_LOGITS, json.dumps(tokens), str(live)], cwd=work, check=True)
+            live = str(LIVE_DIR / f"{name}.npy")
+            logits = [str(old_lm), "-c", _OLD_MLX_LM_LOGITS, tokens, live, json.dumps(loader_args)]
+            subprocess.run(logits, cwd=work, check=True)
             _record(work / "adapters", name)
 
     with tempfile.TemporaryDirectory() as work:
@@ -267,8 +289,9 @@ def regenerate(venv_root: str | Path | None = None) -> None:
         vlm_writers.write_base_config(base_dir)
         base = vlm_writers.make_base()
         mx.save_safetensors(str(base_dir / "model.safetensors"), dict(tree_flatten(base.parameters())))
-        args = [str(base_dir), str(out_dir), json.dumps([vlm_writers.PROBE_TOKENS]), str(work / "base.npy")]
-        subprocess.run([str(old_vlm), "-c", _OLD_MLX_VLM_WRITE, *args, str(LIVE_DIR / "mlx_vlm_0_5_legacy.npy")], check=True)
+        live = LIVE_DIR / "mlx_vlm_0_5_legacy.npy"
+        args = [str(base_dir), str(out_dir), json.dumps([vlm_writers.PROBE_TOKENS]), str(work / "base.npy"), str(live)]
+        subprocess.run([str(old_vlm), "-c", _OLD_MLX_VLM_WRITE, *args], check=True)
         # Both sides must have run the same base, or the recorded logits prove nothing.
         assert np.allclose(np.load(work / "base.npy"), vlm_writers.probe_output(base), atol=1e-5)
         _record(out_dir, "mlx_vlm_0_5_legacy")

@@ -193,7 +193,9 @@ CASES: dict[str, PeftCase] = {
     "bin_fallback": PeftCase(LLAMA, {"r": 8, "lora_alpha": 16, "target_modules": QV}, safe_serialization=False),
     # A non-default adapter name: save_pretrained writes it into <dir>/<name>/.
     "named_subfolder": PeftCase(LLAMA, {"r": 8, "lora_alpha": 16, "target_modules": QV}, adapter_name="other"),
-    "gpt2_conv1d_fan_in_fan_out": PeftCase(GPT2, {"r": 4, "lora_alpha": 8, "target_modules": ["c_attn"], "fan_in_fan_out": True}),
+    "gpt2_conv1d_fan_in_fan_out": PeftCase(
+        GPT2, {"r": 4, "lora_alpha": 8, "target_modules": ["c_attn"], "fan_in_fan_out": True}
+    ),
     "gpt2_bias_lora_only": PeftCase(
         GPT2, {"r": 4, "lora_alpha": 8, "target_modules": ["c_attn"], "fan_in_fan_out": True, "bias": "lora_only"}
     ),
@@ -204,7 +206,24 @@ CASES: dict[str, PeftCase] = {
         GPT2, {"r": 4, "lora_alpha": 8, "target_modules": ["c_attn"], "fan_in_fan_out": True, "lora_bias": True}
     ),
     "custom_conv_emb_dora": PeftCase(
-        CONV_EMB, {"r": 4, "lora_alpha": 8, "target_modules": ["conv2d", "conv1d", "linear", "embedding"], "use_dora": True}
+        CONV_EMB,
+        {"r": 4, "lora_alpha": 8, "target_modules": ["conv2d", "conv1d", "linear", "embedding"], "use_dora": True},
+    ),
+}
+
+
+# Written by the real save_pretrained, but PEFT itself cannot load them back. Kept out of
+# ``CASES`` (the clean corpus). save_pretrained writes the config with sorted keys, so a
+# rank_pattern whose meaning depends on key order (first match wins) changes on the round trip.
+ROUND_TRIP_FAILURES: dict[str, PeftCase] = {
+    "rank_pattern_order_sensitive": PeftCase(
+        LLAMA,
+        {
+            "r": 8,
+            "lora_alpha": 16,
+            "target_modules": ["q_proj"],
+            "rank_pattern": {"q_proj": 4, "layers.0.self_attn.q_proj": 2},
+        },
     ),
 }
 
@@ -217,6 +236,7 @@ class PeftSample:
     adapter_dir: Path
     base: str
     live: Any = field(repr=False)  # numpy array: probe_output of the trained in-memory model
+    save_warnings: tuple[str, ...] = ()  # what save_pretrained warned, verbatim
 
     def base_factory(self):
         return BASES[self.base]()
@@ -238,19 +258,22 @@ def build_sample(name: str, dest_dir: str | Path) -> PeftSample:
     """Write sample ``name`` with ``save_pretrained(dest_dir)``; return where the adapter landed."""
     from peft import LoraConfig, get_peft_model
 
-    case = CASES[name]
+    case = CASES[name] if name in CASES else ROUND_TRIP_FAILURES[name]
     task_type = None if case.base == CONV_EMB else "CAUSAL_LM"
     base = make_base(case.base)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # e.g. "Setting save_embedding_layers to True"
+        warnings.simplefilter("ignore")
         model = get_peft_model(base, LoraConfig(task_type=task_type, **case.config), adapter_name=case.adapter_name)
-        _train(model)
-        model.eval()
-        live = probe_output(model, case.base)
-        dest_dir = Path(dest_dir)
+    _train(model)
+    model.eval()
+    live = probe_output(model, case.base)
+    dest_dir = Path(dest_dir)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         model.save_pretrained(dest_dir, safe_serialization=case.safe_serialization)
+    saved = tuple(str(w.message) for w in caught if not issubclass(w.category, (DeprecationWarning, FutureWarning)))
     adapter_dir = dest_dir if case.adapter_name == "default" else dest_dir / case.adapter_name
-    return PeftSample(name, adapter_dir, case.base, live)
+    return PeftSample(name, adapter_dir, case.base, live, saved)
 
 
 CATALOGUE: dict[str, Callable[[Path], Path]] = {
@@ -317,7 +340,8 @@ def peft_load(adapter_dir: str | Path, base_factory: Callable[[], Any], live=Non
 
     base = base_factory()
     kind = CONV_EMB if type(base) is _conv_emb_class() else LLAMA  # LLAMA's probe serves every causal LM
-    with warnings.catch_warnings(record=True) as caught, mock.patch.object(PeftModel, "load_adapter", recording_load_adapter):
+    recording = mock.patch.object(PeftModel, "load_adapter", recording_load_adapter)
+    with warnings.catch_warnings(record=True) as caught, recording:
         warnings.simplefilter("always")
         try:
             model = PeftModel.from_pretrained(base, str(adapter_dir), **kwargs)
@@ -387,7 +411,8 @@ def read_tensors(adapter_dir: Path) -> dict[str, Any]:
 def write_tensors(adapter_dir: Path, tensors: dict[str, Any]) -> None:
     from safetensors.torch import save_file
 
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(adapter_dir / WEIGHTS_NAME), metadata={"format": "pt"})
+    contiguous = {k: v.contiguous() for k, v in tensors.items()}
+    save_file(contiguous, str(adapter_dir / WEIGHTS_NAME), metadata={"format": "pt"})
 
 
 def edit_tensors(edit: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[[Path], None]:
@@ -435,6 +460,12 @@ def _resized_lm_head(t):
     return {**t, LM_HEAD: torch.cat([t[LM_HEAD], torch.zeros(8, t[LM_HEAD].shape[1])])}
 
 
+def _mlx_lm_config(adapter_dir: Path) -> None:
+    """An mlx-lm config in place of PEFT's (no ``peft_type``)."""
+    params = {"rank": 8, "scale": 2.0, "dropout": 0.0, "keys": ["self_attn.q_proj", "self_attn.v_proj"]}
+    write_config(adapter_dir, {"fine_tune_type": "lora", "num_layers": 2, "lora_parameters": params})
+
+
 def _zero_bytes(adapter_dir: Path) -> None:
     (adapter_dir / WEIGHTS_NAME).write_bytes(b"")
 
@@ -463,6 +494,7 @@ CORRUPTIONS: dict[str, Corruption] = {
     "target_modules_extended": Corruption("plain_qv", edit_config(target_modules=["q_proj", "k_proj", "v_proj"])),
     "target_modules_bare_name_as_regex": Corruption("plain_qv", edit_config(target_modules="q_proj")),
     "target_modules_match_nothing": Corruption("plain_qv", edit_config(target_modules=["nope_proj"])),
+    "target_modules_regex_subset": Corruption("plain_qv", edit_config(target_modules=r".*\.q_proj")),
     "layers_to_transform_changed": Corruption("layers_to_transform", edit_config(layers_to_transform=[1])),
     "use_dora_true_to_false": Corruption("dora", edit_config(use_dora=False)),
     "use_dora_false_to_true": Corruption("plain_qv", edit_config(use_dora=True)),
@@ -476,6 +508,12 @@ CORRUPTIONS: dict[str, Corruption] = {
     "extra_tensor_wrong_shape": Corruption("plain_qv", edit_tensors(_with_extra(f"{L0}.k_proj.lora_A.weight", (3, 5)))),
     "mixed_ranks_without_rank_pattern": Corruption("plain_qv", edit_tensors(_rank4_in_layer0_q)),
     "modules_to_save_resized_vocab": Corruption("modules_to_save_lm_head", edit_tensors(_resized_lm_head)),
+    "mlx_lm_style_config": Corruption("plain_qv", _mlx_lm_config),
+    "r_zero": Corruption("plain_qv", edit_config(r=0)),
+    "bias_bogus": Corruption("plain_qv", edit_config(bias="bogus")),
+    "task_type_bogus": Corruption("plain_qv", edit_config(task_type="FOO")),
+    "rank_pattern_key_matches_nothing": Corruption("plain_qv", edit_config(rank_pattern={"nope_proj": 4})),
+    "fan_in_fan_out_false_on_conv1d": Corruption("gpt2_conv1d_fan_in_fan_out", edit_config(fan_in_fan_out=False)),
     "prefix_stripped": Corruption(
         "plain_qv", edit_tensors(lambda t: {k.removeprefix("base_model.model."): v for k, v in t.items()})
     ),

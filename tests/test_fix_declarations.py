@@ -134,3 +134,19 @@ def test_the_corpus_exercises_every_sometimes_rule_without_a_fix(emitted):
     without = {f.code for _, f in emitted if f.fix is None}
     sometimes = {code for code, rule in RULES.items() if rule.fix.availability is Availability.SOMETIMES}
     assert sometimes - without == set()
+
+
+def test_a_display_only_fix_is_never_applied_not_even_with_unsafe_fixes():
+    from adapter_guard import jsondoc
+    from adapter_guard.engine import plan_fixes
+    from adapter_guard.findings import Finding, Fix
+    from adapter_guard.registry import DISPLAY_ONLY, UNSAFE
+
+    doc = jsondoc.load(b'{"a": 1}')
+    shown = Finding("AG004", "c.json", "x", fix=Fix(DISPLAY_ONLY, ((("a",), 2),), "suggest a = 2"))
+    applied = Finding("AG004", "c.json", "y", fix=Fix(UNSAFE, ((("b",), 3),), "set b = 3"))
+
+    text, done = plan_fixes([shown, applied], doc, unsafe=True)
+
+    assert done == [applied]
+    assert jsondoc.load(text.encode()).value == {"a": 1, "b": 3}

@@ -133,9 +133,9 @@ def test_fix_on_a_mixed_tree_changes_only_what_a_rule_of_each_files_own_format_f
     }
     assert json.loads((broken_peft / "adapter_config.json").read_text())["use_dora"] is True
     formats = {Path(r.path).parent.name: r.format for r in results}
-    assert formats["dora-off"] == "peft-lora" and formats["mlx_lm_0_18_lora"] == "mlx-lm-legacy"
+    assert formats["dora-off"] == "peft-lora" and formats["mlx_lm_0_18_lora"] == "mlx-lm-pre-0.19"
     assert formats["legacy_current_writer"] == "mlx-vlm-legacy" and formats["clean"] == "mlx-lm"
-    assert formats["mlx_examples_lora_npz"] == "mlx-npz"
+    assert formats["mlx_examples_lora_npz"] == "adapters-npz"
 
 
 def legacy_writers_cases():

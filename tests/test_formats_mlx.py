@@ -116,7 +116,7 @@ def test_an_mlx_lm_0_18_adapter_is_fixed_into_one_current_mlx_lm_reloads_as_the_
     before = json.loads((adapter_dir / "adapter_config.json").read_text())
 
     [linted] = lint_dir(adapter_dir)
-    assert (linted.format, codes([linted])) == ("mlx-lm-legacy", ["AG304", "AG811"])
+    assert (linted.format, codes([linted])) == ("mlx-lm-pre-0.19", ["AG304", "AG811"])
     [fixed] = lint_dir(adapter_dir, fix=True)
 
     assert codes([fixed]) == []
@@ -144,7 +144,7 @@ def test_a_lone_adapters_npz_is_found_and_told_how_to_convert(legacy_corpus):
     [result] = lint_dir(legacy_corpus["mlx_examples_lora_npz"].adapter_dir)
 
     assert result.path.endswith("adapters.npz")
-    assert result.format == "mlx-npz"
+    assert result.format == "adapters-npz"
     assert codes([result]) == ["AG821"]
     with pytest.raises(FileNotFoundError):  # what current mlx-lm does with it
         legacy_writers.mlx_lm_reload_logits(legacy_corpus["mlx_examples_lora_npz"].adapter_dir)

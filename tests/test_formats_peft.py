@@ -115,8 +115,17 @@ VERDICTS = {
     "weights_without_tensors": (["AG702"], missing_keys),
     "weights_zero_bytes": (["AG702"], refused),
     "weights_absent": (["AG701"], refused),
-    # PEFT takes these without a word and reproduces the trained output: so does adapter-guard.
+    "target_modules_regex_subset": (["AG708"], silently_dropped),
+    "mlx_lm_style_config": (["AG704"], refused),
+    "r_zero": (["AG004"], refused),
+    "bias_bogus": (["AG004"], refused),
+    "task_type_bogus": (["AG004"], refused),
+    # PEFT warns and the adapter still works: a warning, as PEFT's own.
+    "rank_pattern_key_matches_nothing": (["AG707"], lambda o: o.warnings and o.reproduces_live()),
+    # PEFT takes these without a word (or corrects them itself) and reproduces the trained output:
+    # so adapter-guard says nothing.
     "unknown_config_key": ([], lambda o: o.reproduces_live()),
+    "fan_in_fan_out_false_on_conv1d": ([], lambda o: o.reproduces_live()),
 }
 
 
@@ -257,3 +266,23 @@ def test_modules_to_save_is_never_adapted_even_when_targeted():
     from adapter_guard.formats.peft import targeted
 
     assert not targeted("lm_head", {"target_modules": ["lm_head"], "modules_to_save": ["lm_head"]})
+
+
+def test_an_order_dependent_rank_pattern_that_save_pretrained_sorted_is_a_rank_mismatch(tmp_path):
+    """save_pretrained sorts rank_pattern's keys, so "first match wins" picks another rank on reload."""
+    sample = peft_writers.build_sample("rank_pattern_order_sensitive", tmp_path / "adapter")
+
+    [result] = lint_dir(sample.adapter_dir)
+
+    assert codes([result]) == ["AG705"]
+    assert "rank_pattern['layers.0.self_attn.q_proj'] says 2" in result.findings[0].message
+    assert size_mismatch(peft_writers.load_sample(sample))
+
+
+def test_every_written_adapter_is_detected_as_the_format_its_writer_wrote(written_adapters):
+    detected = {}
+    for name, (_, adapter_dir) in written_adapters.items():
+        results = run(Settings(paths=[adapter_dir], root=adapter_dir))
+        detected[name] = [r.format for r in results]
+
+    assert detected == {name: [fmt] for name, (fmt, _) in written_adapters.items()}

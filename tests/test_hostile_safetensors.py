@@ -112,9 +112,10 @@ def test_thousands_of_valid_tensors_are_read(tmp_path):
 
 def test_the_layer_count_is_not_a_resource(tmp_path):
     # A 20-digit layer index is just a number: no list of that length is ever built.
-    header = {"model.layers.99999999999999999999.q.lora_a": tensor("F32", [1, 8], [0, 32]),
-              "model.layers.99999999999999999999.q.lora_b": tensor("F32", [8, 1], [32, 64])}
-    path = write_adapter(tmp_path / "adapter", weights=safetensors_bytes(header, bytes(64)))
+    # 8-wide, not 1-wide: rank 8 on a 1-wide module is what an unconverted PEFT file looks like (AG831).
+    header = {"model.layers.99999999999999999999.q.lora_a": tensor("F32", [8, 8], [0, 256]),
+              "model.layers.99999999999999999999.q.lora_b": tensor("F32", [8, 8], [256, 512])}
+    path = write_adapter(tmp_path / "adapter", weights=safetensors_bytes(header, bytes(512)))
     run = run_cli(path, "--output-format", "json")
     assert exit_problems(run) == [] and run.code == 0
 

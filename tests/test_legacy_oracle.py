@@ -61,8 +61,9 @@ def test_fine_tune_type_dora_reloads_to_the_old_loaders_output(copy_of):
     assert np.max(np.abs(reloaded - sample.live)) < 1e-4
 
 
-def test_adapters_npz_without_a_config_is_file_not_found(copy_of):
-    _, adapter_dir = copy_of("mlx_examples_lora_npz")
+@pytest.mark.parametrize("name", ["mlx_lm_0_5_npz", "mlx_examples_lora_npz"])
+def test_adapters_npz_without_a_config_is_file_not_found(copy_of, name):
+    _, adapter_dir = copy_of(name)
 
     with pytest.raises(FileNotFoundError, match="adapter_config.json"):
         legacy_writers.mlx_lm_reload_logits(adapter_dir)
@@ -82,8 +83,26 @@ def test_adapters_npz_converted_to_safetensors_with_a_config_reloads_to_the_live
 
     sample, adapter_dir = copy_of("mlx_examples_lora_npz")
     mx.save_safetensors(str(adapter_dir / "adapters.safetensors"), dict(mx.load(str(adapter_dir / "adapters.npz"))))
-    config = {"fine_tune_type": "lora", "num_layers": 2,
-              "lora_parameters": {"rank": 8, "scale": 20.0, "dropout": 0.0, "keys": ["self_attn.q_proj", "self_attn.v_proj"]}}  # fmt: skip
+    params = {"rank": 8, "scale": 20.0, "dropout": 0.0, "keys": ["self_attn.q_proj", "self_attn.v_proj"]}
+    config = {"fine_tune_type": "lora", "num_layers": 2, "lora_parameters": params}
+    (adapter_dir / "adapter_config.json").write_text(json.dumps(config))
+
+    reloaded = legacy_writers.mlx_lm_reload_logits(adapter_dir)
+
+    assert np.max(np.abs(reloaded - sample.live)) < 1e-4
+
+
+def test_mlx_lm_0_5_npz_converted_with_its_loader_defaults_reloads_to_its_output(copy_of):
+    """mlx-lm < 0.6 rebuilt every adapter with its defaults: rank 8, and scale 10 * alpha 16 / rank 8 = 20.
+
+    (Its LoRALinear multiplied the configured scale by alpha / r; current mlx-lm uses scale as is.)
+    """
+    import mlx.core as mx
+
+    sample, adapter_dir = copy_of("mlx_lm_0_5_npz")
+    mx.save_safetensors(str(adapter_dir / "adapters.safetensors"), dict(mx.load(str(adapter_dir / "adapters.npz"))))
+    params = {"rank": 8, "scale": 20.0, "dropout": 0.0, "keys": ["self_attn.q_proj", "self_attn.v_proj"]}
+    config = {"fine_tune_type": "lora", "num_layers": 2, "lora_parameters": params}
     (adapter_dir / "adapter_config.json").write_text(json.dumps(config))
 
     reloaded = legacy_writers.mlx_lm_reload_logits(adapter_dir)

@@ -79,9 +79,10 @@ def test_modules_to_save_without_its_tensor_is_a_bare_key_error(load_corrupted):
 
 
 @pytest.mark.parametrize(
-    ("corruption", "message"), [("peft_type_missing", "'peft_type'"), ("peft_type_lower_case", "'lora'")]
+    ("corruption", "message"),
+    [("peft_type_missing", "'peft_type'"), ("peft_type_lower_case", "'lora'"), ("mlx_lm_style_config", "'peft_type'")],
 )
-def test_peft_type_missing_or_lower_case_is_a_key_error(load_corrupted, corruption, message):
+def test_peft_type_missing_or_lower_case_or_an_mlx_config_is_a_key_error(load_corrupted, corruption, message):
     outcome = load_corrupted(corruption)
 
     assert (outcome.error_type, outcome.error) == ("KeyError", message)
@@ -108,7 +109,9 @@ LORA_PAIRS = [_in_memory(f"{m}.lora_{ab}.weight") for m in MODULES for ab in "AB
 MISSING = {
     "tensor_renamed": [_in_memory(f"{L0}.q_proj.lora_A.weight")],
     "target_modules_extended": [_in_memory(f"{layer}.k_proj.lora_{ab}.weight") for layer in (L0, L1) for ab in "AB"],
-    "layers_to_transform_changed": [_in_memory(f"{L1}.{p}.lora_{ab}.weight") for p in ("q_proj", "v_proj") for ab in "AB"],
+    "layers_to_transform_changed": [
+        _in_memory(f"{L1}.{p}.lora_{ab}.weight") for p in ("q_proj", "v_proj") for ab in "AB"
+    ],
     "use_dora_false_to_true": [f"{m}.lora_magnitude_vector.default.weight" for m in MODULES],
     "weights_without_tensors": LORA_PAIRS,
     "prefix_stripped": LORA_PAIRS,
@@ -141,6 +144,7 @@ def test_dora_switched_on_rederives_magnitudes_and_changes_the_output(load_corru
 
 IGNORED = {
     "target_modules_reduced": [f"{layer}.v_proj.lora_{ab}.weight" for layer in (L0, L1) for ab in "AB"],
+    "target_modules_regex_subset": [f"{layer}.v_proj.lora_{ab}.weight" for layer in (L0, L1) for ab in "AB"],
     "use_dora_true_to_false": [f"{m}.lora_magnitude_vector.weight" for m in MODULES],
     "extra_tensor_wrong_shape": [f"{L0}.k_proj.lora_A.weight"],
     "tensor_renamed": [f"{L0}.q_proj.lora_X.weight"],
@@ -157,7 +161,9 @@ def test_tensors_outside_the_configured_modules_are_dropped_without_a_word(load_
     assert outcome.warnings == ()
 
 
-@pytest.mark.parametrize("corruption", ["target_modules_reduced", "use_dora_true_to_false", "lora_alpha_edited"])
+@pytest.mark.parametrize(
+    "corruption", ["target_modules_reduced", "target_modules_regex_subset", "use_dora_true_to_false", "lora_alpha_edited"]
+)
 def test_a_silent_corruption_still_changes_the_output(load_corrupted, corruption):
     outcome = load_corrupted(corruption)
 
@@ -178,3 +184,57 @@ def test_an_unknown_config_key_is_dropped_with_a_warning(load_corrupted):
     assert outcome.reproduces_live()
     assert len(outcome.warnings) == 1
     assert outcome.warnings[0].startswith("Unexpected keyword arguments ['from_the_future'] for class LoraConfig")
+
+
+# -- written by save_pretrained, refused by from_pretrained ---------------------------
+
+
+def test_save_pretrained_sorts_rank_pattern_so_an_order_dependent_pattern_fails_to_reload(tmp_path):
+    sample = peft_writers.build_sample("rank_pattern_order_sensitive", tmp_path / "adapter")
+
+    saved = peft_writers.read_config(sample.adapter_dir)["rank_pattern"]
+    outcome = peft_writers.load_sample(sample)
+
+    # In memory "q_proj" came first and won for every layer (A is rank 4); on disk it comes second.
+    assert list(saved) == ["layers.0.self_attn.q_proj", "q_proj"]
+    assert outcome.error_type == "RuntimeError"
+    assert (
+        f"size mismatch for {_in_memory(f'{L0}.q_proj.lora_A.weight')}: copying a param with shape "
+        "torch.Size([4, 64]) from checkpoint, the shape in current model is torch.Size([2, 64])"
+    ) in outcome.error
+
+
+# -- config values PEFT refuses, and the ones it corrects with a warning ---------------
+
+REFUSED_VALUES = {
+    "r_zero": ("ValueError", "`r` should be a positive integer value but the value passed is 0"),
+    "bias_bogus": ("NotImplementedError", "Requested bias: bogus, is not implemented."),
+    "task_type_bogus": ("ValueError", "Invalid task type: 'FOO'."),
+}
+
+
+@pytest.mark.parametrize("corruption", REFUSED_VALUES)
+def test_a_config_value_outside_its_domain_is_refused(load_corrupted, corruption):
+    outcome = load_corrupted(corruption)
+    error_type, message = REFUSED_VALUES[corruption]
+
+    assert outcome.error_type == error_type
+    assert outcome.error.startswith(message)
+
+
+WARNED_AND_LOADED = {
+    "rank_pattern_key_matches_nothing": (
+        "The following rank_pattern keys did not match any targeted module and were ignored: ['nope_proj']."
+    ),
+    "fan_in_fan_out_false_on_conv1d": (
+        "fan_in_fan_out is set to False but the target module is `Conv1D`. Setting fan_in_fan_out to True."
+    ),
+}
+
+
+@pytest.mark.parametrize("corruption", WARNED_AND_LOADED)
+def test_a_harmless_config_slip_is_a_warning_and_the_adapter_still_works(load_corrupted, corruption):
+    outcome = load_corrupted(corruption)
+
+    assert outcome.warnings == (WARNED_AND_LOADED[corruption],)
+    assert outcome.reproduces_live()

@@ -175,7 +175,8 @@ def test_all_linear_is_saved_expanded_without_the_output_head(peft_corpus):
 def test_trainable_tokens_store_one_delta_row_per_index(peft_corpus):
     shapes = peft_shapes(peft_corpus["trainable_tokens"])
 
-    assert shapes == {**qv_pairs(8), "base_model.model.model.embed_tokens.token_adapter.trainable_tokens_delta": (3, 64)}
+    delta = "base_model.model.model.embed_tokens.token_adapter.trainable_tokens_delta"
+    assert shapes == {**qv_pairs(8), delta: (3, 64)}
 
 
 GPT2_ATTN = [f"base_model.model.transformer.h.{n}.attn.c_attn" for n in (0, 1)]
@@ -292,7 +293,8 @@ def test_mlx_vlm_new_schema_config(vlm_corpus, name):
 
     assert sorted(config) == ["fine_tune_type", "lora_parameters", "num_layers"]
     assert (config["fine_tune_type"], config["num_layers"]) == (name, -1)
-    assert {k: v for k, v in config["lora_parameters"].items() if k != "keys"} == {"rank": 4, "dropout": 0.0, "scale": 2.0}
+    params = {k: v for k, v in config["lora_parameters"].items() if k != "keys"}
+    assert params == {"rank": 4, "dropout": 0.0, "scale": 2.0}
     assert sorted(config["lora_parameters"]["keys"]) == sorted(VLM_MODULES)
 
 
@@ -412,10 +414,11 @@ def test_mlx_vlm_0_5_keys_are_full_paths_with_A_and_B(legacy_corpus):
     assert shapes == {f"{m}.{ab}": ((64, 4) if ab == "A" else (4, 64)) for m in VLM_MODULES for ab in "AB"}
 
 
-def test_mlx_examples_npz_has_no_config_and_rank_8_factors(legacy_corpus):
+@pytest.mark.parametrize("name", ["mlx_lm_0_5_npz", "mlx_examples_lora_npz"])
+def test_adapters_npz_has_no_config_and_rank_8_factors(legacy_corpus, name):
     import numpy as np
 
-    sample = legacy_corpus["mlx_examples_lora_npz"]
+    sample = legacy_corpus[name]
     with np.load(sample.adapter_dir / "adapters.npz") as npz:
         shapes = {k: npz[k].shape for k in npz.files}
 
@@ -440,7 +443,7 @@ def test_mlx_vlm_0_5_file_reloads_in_mlx_vlm_0_7_10_to_the_old_live_output(legac
     assert vlm_writers.vlm_load(sample.adapter_dir, live=sample.live).reproduces_live()
 
 
-@pytest.mark.parametrize("name", ["mlx_lm_0_18_lora", "mlx_lm_0_18_dora", "mlx_examples_lora_npz"])
+@pytest.mark.parametrize("name", ["mlx_lm_0_18_lora", "mlx_lm_0_18_dora", "mlx_lm_0_5_npz", "mlx_examples_lora_npz"])
 def test_every_legacy_llama_sample_changes_the_base_output(legacy_corpus, name):
     import builders
     import legacy_writers
@@ -458,3 +461,34 @@ def test_copy_with_base_config_puts_config_json_beside_the_adapter(peft_corpus, 
 
     assert (config["model_type"], config["n_embd"], config["vocab_size"]) == ("gpt2", 64, 128)
     assert (adapter_dir / peft_writers.WEIGHTS_NAME).is_file()
+
+
+def test_written_adapters_lists_every_sample_with_its_format(written_adapters):
+    import legacy_writers
+    import vlm_writers
+
+    expected = len(peft_writers.CASES) + len(vlm_writers.CASES) + len(legacy_writers.CASES)
+    formats = {fmt for fmt, _ in written_adapters.values()}
+
+    assert len(written_adapters) == expected
+    assert all(path.is_dir() for _, path in written_adapters.values())
+    assert formats == {"peft-lora", "mlx-vlm", "mlx-vlm-legacy", "mlx-lm-pre-0.19", "adapters-npz"}
+
+
+def test_save_pretrained_warns_only_for_the_embedding_and_the_lora_bias_samples(peft_corpus):
+    warned = {name for name, sample in peft_corpus.items() if sample.save_warnings}
+
+    assert warned == {"embedding", "gpt2_lora_bias"}
+
+
+def test_targeting_the_embedding_turns_on_save_embedding_layers(peft_corpus):
+    (message,) = peft_corpus["embedding"].save_warnings
+
+    assert message.startswith("Setting `save_embedding_layers` to `True`")
+
+
+def test_peft_mistakes_a_legitimate_lora_B_bias_for_an_ungathered_shard(peft_corpus):
+    (message,) = peft_corpus["gpt2_lora_bias"].save_warnings
+
+    assert "2 LoRA tensor(s) have invalid shape" in message
+    assert "c_attn.lora_B.bias:(192,)" in message

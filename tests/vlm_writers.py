@@ -88,7 +88,8 @@ def make_base():
     config = base_config()
     arch, _ = get_model_and_args(config)
     model_config = arch.ModelConfig.from_dict(config)
-    model_config = update_module_configs(model_config, arch, config, ["text", "vision", "perceiver", "projector", "audio"])
+    modules = ["text", "vision", "perceiver", "projector", "audio"]  # as mlx_vlm.utils.load_model
+    model_config = update_module_configs(model_config, arch, config, modules)
     mx.random.seed(BASE_SEED)
     model = arch.Model(model_config)
     mx.eval(model.parameters())
@@ -250,6 +251,10 @@ def _edit_tensors(edit: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[
     return apply
 
 
+def _rename(old: str, new: str):
+    return lambda t: {(new if k == old else k): v for k, v in t.items()}
+
+
 def _set_rank(rank: int):
     return lambda config: config["lora_parameters"].update(rank=rank)
 
@@ -262,7 +267,7 @@ Q0 = "language_model.model.layers.0.self_attn.q_proj"
 
 CORRUPTIONS: dict[str, tuple[str, Callable[[Path], None]]] = {
     "rank_edited_4_to_8": ("lora", _edit_config(_set_rank(8))),
-    "tensor_renamed": ("lora", _edit_tensors(lambda t: {(f"{Q0}.A" if k == f"{Q0}.lora_a" else k): v for k, v in t.items()})),
+    "tensor_renamed": ("lora", _edit_tensors(_rename(f"{Q0}.lora_a", f"{Q0}.A"))),
     "mlx_lm_relative_keys": ("lora", _edit_config(_relative_keys)),
     "mlx_lm_prefix": ("lora", _edit_tensors(lambda t: {k.removeprefix("language_model."): v for k, v in t.items()})),
     "no_lora_parameters": ("lora", _edit_config(lambda c: c.pop("lora_parameters"))),

@@ -17,10 +17,10 @@ from ..readers import MLX_WEIGHTS, NPZ_WEIGHTS, PEFT_BIN_WEIGHTS, PEFT_WEIGHTS, 
 
 class AdapterFormat(str, Enum):
     MLX_LM = "mlx-lm"  # mlx-lm >= 0.19, and unsloth's MLX adapters (which also write peft_type)
-    MLX_LM_LEGACY = "mlx-lm-legacy"  # mlx-lm 0.6 - 0.18: lora_layers, use_dora
+    MLX_LM_LEGACY = "mlx-lm-pre-0.19"  # mlx-lm 0.6 - 0.18: lora_layers, use_dora
     MLX_VLM = "mlx-vlm"  # mlx-vlm >= 0.6: full-path keys, num_layers -1
     MLX_VLM_LEGACY = "mlx-vlm-legacy"  # mlx-vlm <= 0.5: {rank, alpha, dropout}, .A/.B tensors
-    MLX_NPZ = "mlx-npz"  # mlx-examples lora/ or mlx-lm < 0.6: adapters.npz
+    MLX_NPZ = "adapters-npz"  # mlx-examples lora/ or mlx-lm < 0.6: adapters.npz
     PEFT_LORA = "peft-lora"  # Hugging Face PEFT LoRA, DoRA, rsLoRA
     PEFT_OTHER = "peft-other"  # another PEFT method (peft_type other than LORA)
     UNKNOWN = "unknown"
@@ -62,7 +62,8 @@ def detect(config: dict[str, Any] | None, files: AdapterFiles) -> Detection:
         )
     config = config if isinstance(config, dict) else None
     peft_type = config.get("peft_type") if config is not None else None
-    if peft_weights or (config is not None and _peft_config(config)):
+    mlx_leaves = _mlx_leaves(files)
+    if peft_weights or (config is not None and not mlx_leaves and _peft_config(config)):
         if isinstance(peft_type, str) and peft_type.upper() != "LORA":
             return Detection(AdapterFormat.PEFT_OTHER, f"peft_type is {peft_type!r}")
         why = f"`{peft_weights[0]}`" if peft_weights else "PEFT config keys (r, lora_alpha, target_modules)"
@@ -84,10 +85,21 @@ def detect(config: dict[str, Any] | None, files: AdapterFiles) -> Detection:
 
 
 def _peft_config(config: dict[str, Any]) -> bool:
-    """PEFT's signature: peft_type and one of its own keys, and none of MLX's (unsloth MLX writes peft_type too)."""
+    """PEFT's signature: peft_type and one of r/lora_alpha/target_modules (or two of those), and none of
+    MLX's keys: unsloth's MLX adapters write peft_type too."""
     if _has_mlx_config(config):
         return False
-    return "peft_type" in config or sum(k in config for k in PEFT_SIGNATURE) >= 2
+    own = sum(k in config for k in PEFT_SIGNATURE)
+    return ("peft_type" in config and own >= 1) or own >= 2
+
+
+def _mlx_leaves(files: AdapterFiles) -> bool:
+    """Whether adapters.safetensors holds MLX factors (lora_a / lora_b / m) and no PEFT ones."""
+    weights = files.weights.get(MLX_WEIGHTS)
+    if weights is None or not weights.shapes:
+        return False
+    leaves = {name.rpartition(".")[2] for name in weights.shapes}
+    return bool(leaves & {"lora_a", "lora_b"}) and not any(".lora_A." in n or ".lora_B." in n for n in weights.shapes)
 
 
 def _has_mlx_config(config: dict[str, Any] | None) -> bool:

@@ -22,6 +22,7 @@ PREFIX = "base_model.model."
 #: PEFT's defaults when a key is absent (LoraConfig dataclass fields).
 DEFAULT_R = 8
 BIAS_VALUES = ("none", "all", "lora_only")
+TASK_TYPES = ("SEQ_CLS", "SEQ_2_SEQ_LM", "CAUSAL_LM", "TOKEN_CLS", "QUESTION_ANS", "FEATURE_EXTRACTION")
 
 _FACTOR_LEAVES = {
     "lora_A.weight": ("a", False),
@@ -256,6 +257,7 @@ def _value_rules(config: dict[str, Any], emit: Emitter) -> set[str]:
     check("r", lambda v: is_int(v) and v > 0, "a positive integer")
     check("lora_alpha", is_number, "a number")
     check("bias", lambda v: v in BIAS_VALUES, "one of " + ", ".join(BIAS_VALUES))
+    check("task_type", lambda v: v is None or v in TASK_TYPES, "null or one of " + ", ".join(TASK_TYPES))
     check(
         "target_modules",
         lambda v: v is None or isinstance(v, str) or (isinstance(v, list) and all(isinstance(e, str) for e in v)),

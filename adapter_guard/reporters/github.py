@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from ..findings import FileResult, Finding
-from ..registry import SAFE
+from ..registry import DISPLAY_ONLY, SAFE
 
 _COMMAND = {"error": "error", "warning": "warning", "info": "notice"}
 
@@ -43,7 +43,7 @@ def report_path(path: str) -> str:
 
 
 def _fix_hint(finding: Finding) -> str:
-    if finding.fix is None:
+    if finding.fix is None or finding.fix.applicability is DISPLAY_ONLY:  # a suggestion is never applied
         return ""
     return " (fixable with --fix)" if finding.fix.applicability == SAFE else " (fixable with --unsafe-fixes)"
 

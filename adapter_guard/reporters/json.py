@@ -2,9 +2,9 @@
 
 Each finding is an object with: ``code``, ``name``, ``severity`` (error,
 warning, info), ``path``, ``line`` (1-based, the line of the offending key),
-``message``, ``fixable``, ``fix_applicability`` (safe, unsafe or null),
+``message``, ``fixable``, ``fix_applicability`` (safe, unsafe, display-only or null),
 ``fixed``, ``url`` (the rule's documentation) and ``format`` (the adapter's
-format as detected: mlx-lm, mlx-lm-legacy, mlx-vlm, mlx-vlm-legacy, mlx-npz,
+format as detected: mlx-lm, mlx-lm-pre-0.19, mlx-vlm, mlx-vlm-legacy, adapters-npz,
 peft-lora, peft-other, unknown; null when the config could not be read).
 """
 

@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 
 from ..findings import FileResult, Finding
-from ..registry import SAFE
+from ..registry import SAFE, UNSAFE
 from .github import is_file_path, report_path
 
 #: GitHub rejects issue comments longer than 65,536 characters; sizes here are
@@ -83,7 +83,7 @@ def summary_line(results: Sequence[FileResult], *, fix_mode: bool, scope: str = 
     place = f"in {files} of {where}" if files else "in the built-in checks"
     line = f"❌ Found **{_plural(len(remaining), 'problem')}** ({counts}) {place}.{fixed_note}"
     safe = sum(1 for f in remaining if f.fix is not None and f.fix.applicability == SAFE)
-    unsafe = sum(1 for f in remaining if f.fix is not None and f.fix.applicability != SAFE)
+    unsafe = sum(1 for f in remaining if f.fix is not None and f.fix.applicability == UNSAFE)
     hints = []
     if safe and not fix_mode:
         hints.append(f"{safe} can be fixed with `adapter-guard --fix`")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from ..findings import FileResult
-from ..registry import SAFE
+from ..registry import SAFE, UNSAFE
 
 # Everything str.splitlines() or a terminal treats as a line break or a control
 # sequence (C0, DEL, C1, U+2028/9), and the lone surrogates that stand for
@@ -52,7 +52,7 @@ def render(results: list[FileResult], *, fix_mode: bool, verbose: bool = False) 
                 if finding.fix.applicability == SAFE:
                     safe += 1
                     marker = " [*]"
-                else:
+                elif finding.fix.applicability == UNSAFE:
                     unsafe += 1
             severity = "" if finding.severity == "error" else f" ({finding.severity})"
             lines.append(
