@@ -531,7 +531,10 @@ RULES: dict[str, Rule] = _rules(
         "PEFT adapts what the entry matches in the base model and finds no weights for it: "
         "it warns about missing adapter keys and the module gets a no-op adapter (or, when no "
         "entry matches anything in the base, `NoMatchingPeftModuleError`). Usually the config "
-        "names more than was trained.",
+        "names more than was trained. Reported only when the base very likely has the module: "
+        "the entry is filtered out by `layers_to_transform`, or is a sibling of a module with "
+        "tensors (`k_proj` beside `q_proj`). A generic list's entry for another architecture "
+        "(`query_key_value` on Llama) matches nothing and PEFT says nothing, so neither does this.",
     ),
     Rule(
         "AG710", "peft-dora-ignored", ERROR,

@@ -293,9 +293,12 @@ def _coverage_rules(config: dict[str, Any], tensors: PeftTensors, emit: Emitter)
         )
     targets = config.get("target_modules")
     if isinstance(targets, list):
+        leaves = {n.rpartition(".")[2] for n in tensors.modules}
         unused = [
             e for e in targets
-            if isinstance(e, str) and not any(_entry_matches(e, n, config) and not _excluded(n, config) for n in tensors.modules)
+            if isinstance(e, str)
+            and not any(_entry_matches(e, n, config) and not _excluded(n, config) for n in tensors.modules)
+            and _probably_in_base(e, tensors.modules, leaves)
         ]
         if unused:
             emit(
@@ -304,6 +307,32 @@ def _coverage_rules(config: dict[str, Any], tensors: PeftTensors, emit: Emitter)
                 "no-op adapter and warns about missing keys",
                 ("target_modules",),
             )
+
+
+#: Module names that come together: a model with one of them has the others. Generic target lists
+#: ("q_proj", "query_key_value", ...) name modules of other architectures too, and PEFT says nothing
+#: about an entry that matches nothing as long as another one matches.
+SIBLINGS = (
+    frozenset({"q_proj", "k_proj", "v_proj", "o_proj"}),
+    frozenset({"gate_proj", "up_proj", "down_proj"}),
+    frozenset({"c_attn", "c_proj", "c_fc"}),
+    frozenset({"query", "key", "value"}),
+    frozenset({"wq", "wk", "wv", "wo"}),
+    frozenset({"w1", "w2", "w3"}),
+)
+
+
+def _probably_in_base(entry: str, modules: dict[str, PeftModule], leaves: set[str]) -> bool:
+    """Whether a target entry with no tensors names a module the base has, so that PEFT adapts it.
+
+    True when the entry matches a module with tensors by suffix but was filtered out (its layer
+    is not in layers_to_transform), or when it is a sibling of a module with tensors (k_proj
+    beside q_proj). Otherwise it most likely names another architecture's module: silence.
+    """
+    leaf = entry.rpartition(".")[2]
+    if any(n == entry or n.endswith("." + entry) for n in modules):
+        return True
+    return any(leaf in family and family & leaves for family in SIBLINGS)
 
 
 def _string_hint(config: dict[str, Any]) -> str:
