@@ -88,6 +88,9 @@ def _explain(ctx: click.Context, _param, value: str | None) -> None:
 def cli(paths, select, ignore, exclude, **options) -> None:
     """Lint and fix MLX LoRA adapter_config.json files against their safetensors headers."""
     settings = settings_from_options(paths, select, ignore, exclude, **options)
+    # Only --fix and --diff use a planned fix here (the Action's own entry point
+    # plans them for its suggestions); a plain lint plans none.
+    settings.plans_fixes = settings.fix or settings.diff
     try:
         code = _run(settings)
     except Exception as exc:  # the one place an unexpected error becomes exit 2

@@ -51,8 +51,23 @@ def infer_rank(lora_a: Sequence[int], lora_b: Sequence[int]) -> RankResult:
 
 # Adapters repeat the same few shape pairs and module names hundreds of times,
 # and a repository repeats them across adapters: both lookups are memoised.
-@lru_cache(maxsize=4096)
+# The caches live for the whole run, outside the per-header memory bound, so
+# each holds a bounded number of entries of bounded size: longer keys (only a
+# hostile header has them) are computed every time instead.
+
+#: Cached only for shapes of at most this many dimensions in all (real factors have 2 or 3 each).
+MAX_CACHED_DIMS = 8
+#: Cached only for module paths of at most this many characters (real ones are under 100).
+MAX_CACHED_PATH = 256
+
+
 def _infer_rank(a: Shape, b: Shape) -> RankResult:
+    if len(a) + len(b) > MAX_CACHED_DIMS:
+        return _rank_of(a, b)
+    return _cached_rank(a, b)
+
+
+def _rank_of(a: Shape, b: Shape) -> RankResult:
     if any(d <= 0 for d in a + b):
         return RankResult(None, "unknown", f"zero-sized factor: lora_a {a}, lora_b {b}")
     if len(a) == 2 and len(b) == 2:
@@ -75,6 +90,10 @@ def _infer_rank(a: Shape, b: Shape) -> RankResult:
     return RankResult(None, "unknown", f"no known layout has lora_a {a} with lora_b {b}")
 
 
+# At most 4,096 x 2 x 8 dimensions, plus a reason string of about that size each: well under 10 MB.
+_cached_rank = lru_cache(maxsize=4096)(_rank_of)
+
+
 def split_tensor_name(name: str) -> tuple[str, str]:
     """``model.layers.0.self_attn.q_proj.lora_a`` -> (module path, leaf)."""
     module, _, leaf = name.rpartition(".")
@@ -88,13 +107,22 @@ class LayerPath:
     relative: str  # layer-relative module name, e.g. "self_attn.q_proj"
 
 
-@lru_cache(maxsize=65536)
 def layer_path(module: str) -> LayerPath | None:
     """Split a module path at its transformer layer, if it is inside one."""
+    if len(module) > MAX_CACHED_PATH:
+        return _split_layer_path(module)
+    return _cached_layer_path(module)
+
+
+def _split_layer_path(module: str) -> LayerPath | None:
     m = _LAYER_RE.match(module)
     if m is None or not m.group("rest"):
         return None
     return LayerPath(m.group("prefix"), int(m.group("index")), m.group("rest"))
+
+
+# At most 16,384 paths of 256 characters (4 MB of text) and their LayerPaths.
+_cached_layer_path = lru_cache(maxsize=16384)(_split_layer_path)
 
 
 @dataclass(slots=True)
@@ -181,7 +209,8 @@ def infer_adapter(tensors: Mapping[str, Sequence[int]]) -> AdapterShape:
         entry = shape.modules[path] = ModuleShapes(path, a, b, m)
         if m is not None:
             shape.has_m = True
-        located = layer_path(path)
+        # layer_path() and _infer_rank(), inlined: this loop runs for every module.
+        located = _cached_layer_path(path) if len(path) <= MAX_CACHED_PATH else _split_layer_path(path)
         if located is None:
             shape.outer_keys.add(path)
         else:
@@ -194,7 +223,7 @@ def infer_adapter(tensors: Mapping[str, Sequence[int]]) -> AdapterShape:
             if a is not None or b is not None:
                 shape.unpaired[path] = "lora_a" if a is not None else "lora_b"
             continue
-        entry.rank = rank = _infer_rank(a, b)
+        entry.rank = rank = _cached_rank(a, b) if len(a) + len(b) <= MAX_CACHED_DIMS else _rank_of(a, b)
         if rank.rank is None:
             shape.contradicted[path] = rank.reason or "contradicted"
         else:

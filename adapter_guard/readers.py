@@ -70,12 +70,31 @@ def read_weights_header(path: Path, lfs_headers: lfs.LfsHeaders | None = None) -
     otherwise. The local read comes first, so real files cost nothing extra.
     """
     try:
-        return read_header(path)
+        return _read_header(path)
     except HeaderError:
         pointer = lfs.read_pointer(path)
         if pointer is None:
             raise
     return lfs.pointer_header(path, pointer, lfs_headers)
+
+
+_read_header = read_header
+
+
+def use_fast_header_parser() -> bool:
+    """Parse headers with msgspec (the ``fast`` extra) from now on, if it is installed.
+
+    Same results and messages (``safetensors_fast`` falls back to the reference
+    parser for anything unusual); it pays only for many files, because importing
+    msgspec costs about as much as parsing 80 headers.
+    """
+    global _read_header
+    try:
+        from .safetensors_fast import read_header as fast_read_header
+    except ImportError:  # msgspec is not installed: the reference parser does the same work
+        return False
+    _read_header = fast_read_header
+    return True
 
 
 @dataclass(frozen=True)

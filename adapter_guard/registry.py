@@ -221,7 +221,7 @@ RULES: dict[str, Rule] = _rules(
         "AG102", "unreadable-weights", ERROR,
         "adapters.safetensors is unreadable, truncated or has a bad header",
         "The safetensors header is read (never the tensor data) and validated: "
-        "8-byte length, a JSON object under 100 MB, known dtypes, non-negative "
+        "8-byte length, a JSON object of at most 32 MiB, known dtypes, non-negative "
         "shapes, and data offsets that fit the file without overlapping.",
     ),
     Rule(

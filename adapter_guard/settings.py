@@ -51,6 +51,10 @@ class Settings:
     lfs_headers: bool | None = None
     #: Answer the LFS server's 401 with git's credential helper (opt-in).
     lfs_credentials: bool = False
+    #: Whether fixes are planned (and diffs made) when nothing is written: for
+    #: --diff, the markdown report and the GitHub outputs. The CLI turns it off
+    #: for a plain lint, which then skips re-linting every fixed text.
+    plans_fixes: bool = True
     #: The directory fixes may write in; links that leave it are never followed for writes.
     root: Path = field(default_factory=Path.cwd)
     #: Where the pyproject settings came from, for messages.

@@ -111,3 +111,29 @@ def test_num_layers_is_only_inferred_when_proven(layers, total, expected):
     value, why = infer_num_layers(shape, total)
     assert value == expected
     assert why
+
+
+# -- the run-wide caches are bounded ------------------------------------------------
+
+
+def test_long_module_paths_are_answered_but_never_cached():
+    from adapter_guard import infer
+
+    infer._cached_layer_path.cache_clear()
+    long_path = "model.layers.3." + "x" * 100_000 + ".q_proj"
+    shape = infer_adapter({f"{long_path}.lora_a": (4, 2), f"{long_path}.lora_b": (2, 4),
+                           "model.layers.1.self_attn.q_proj.lora_a": (4, 2)})
+
+    assert layer_path(long_path).index == 3 and shape.layer_indices == {"model.layers": {1, 3}}
+    assert infer._cached_layer_path.cache_info().currsize == 1  # only the short path
+    assert infer._cached_layer_path.cache_info().maxsize * infer.MAX_CACHED_PATH <= 8 * 1024 * 1024
+
+
+def test_many_dimensioned_shapes_are_answered_but_never_cached():
+    from adapter_guard import infer
+
+    infer._cached_rank.cache_clear()
+    a, b = (1,) * 5000 + (4, 2), (1,) * 5000 + (2, 4)
+    assert infer_rank(a, b).rank is None
+    assert infer_rank((4, 2), (2, 4)).rank == 2
+    assert infer._cached_rank.cache_info().currsize == 1

@@ -320,7 +320,7 @@ def test_a_shape_of_200_000_huge_dims_is_refused_in_linear_time(tmp_path):
     assert not library_accepts(path)
 
 
-def test_a_header_above_the_format_limit_is_refused_before_it_is_read(tmp_path, monkeypatch):
+def test_a_header_above_the_limit_is_refused_before_it_is_read(tmp_path, monkeypatch):
     path = tmp_path / "adapters.safetensors"
     path.write_bytes(frame(b"{}", length=MAX_HEADER_BYTES + 1))
     os.truncate(path, 8 + MAX_HEADER_BYTES + 1)  # sparse: the length fits the file
@@ -328,11 +328,20 @@ def test_a_header_above_the_format_limit_is_refused_before_it_is_read(tmp_path, 
     real_read = os.read
     monkeypatch.setattr(os, "read", lambda fd, n: bytes_read.append(n) or real_read(fd, n))
 
-    with pytest.raises(HeaderError, match="header length 100000001 exceeds the 100000000-byte limit"):
+    with pytest.raises(HeaderError, match=f"header length {MAX_HEADER_BYTES + 1} exceeds adapter-guard's {MAX_HEADER_BYTES}-byte limit"):
         read_header(path)
     assert bytes_read == [8]
     monkeypatch.undo()
     assert not library_accepts(path)
+
+
+def test_the_limit_holds_the_largest_real_adapter_header_with_room_to_spare():
+    # PEFT "all-linear" LoRA on every expert of a 61-layer, 384-expert MoE (Kimi K2's shape),
+    # the longest names and widest offsets a real adapter writes: about 140,000 tensors.
+    name = "base_model.model.model.layers.60.mlp.experts.383.down_proj.lora_A.weight"
+    entry = {name: {"dtype": "BF16", "shape": [16, 7168], "data_offsets": [10**11, 10**11 + 229376]}}
+    per_tensor = len(json.dumps(entry, separators=(",", ":")))  # compact, as the Rust library writes
+    assert 61 * 384 * 3 * 2 * per_tensor < MAX_HEADER_BYTES * 2 / 3
 
 
 # -- unusual files that are still valid -------------------------------------------

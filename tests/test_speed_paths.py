@@ -1,0 +1,130 @@
+"""The fast paths change nothing but the time: the same findings, diffs and exit codes.
+
+A plain lint takes three shortcuts (issue 12): headers parsed with msgspec
+from ``engine.FAST_HEADER_THRESHOLD`` files on, the files split over forked
+processes from ``engine.PARALLEL_THRESHOLD`` on, and no fix planning unless a
+fix is written or a diff shown. Each is held here to the plain path on one
+tree holding every corpus the suite has: the real PEFT, mlx-vlm and legacy
+writers' adapters, the examples, and generated hostile adapters.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+
+from adapter_guard import engine, readers, safetensors_fast, safetensors_header
+from adapter_guard.engine import exit_code
+from adapter_guard.reporters import render
+from adapter_guard.settings import Settings
+from hostile import RandomDraw, gen_example
+
+FORMATS = ("text", "json", "sarif", "github")
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "adapters"
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory, peft_corpus, vlm_corpus, legacy_corpus) -> Path:
+    root = tmp_path_factory.mktemp("speed_tree")
+    for corpus, samples in (("peft", peft_corpus), ("vlm", vlm_corpus), ("legacy", legacy_corpus)):
+        for name, sample in samples.items():
+            shutil.copytree(sample.adapter_dir, root / corpus / name)
+    shutil.copytree(EXAMPLES, root / "examples")
+    for i in range(80):
+        gen_example(RandomDraw(random.Random(f"speed:{i}"))).write(root / "hostile" / f"adapter-{i:03d}")
+    return root
+
+
+def report(tree: Path, monkeypatch, *, forked: bool, fast: bool, plans_fixes: bool, **options) -> dict:
+    """Every output format of one in-process run over ``tree``, its diffs and exit code."""
+    monkeypatch.chdir(tree)
+    monkeypatch.setattr(readers, "_read_header", safetensors_fast.read_header if fast else safetensors_header.read_header)
+    monkeypatch.setattr(engine, "use_fast_header_parser", lambda: None)  # the choice above stands
+    monkeypatch.setattr(engine, "_workers", lambda count, settings: 2 if forked else 1)
+    settings = Settings(paths=[Path(".")], root=tree, plans_fixes=plans_fixes, **options)
+    results = engine.run(settings)
+    return {
+        "count": len(results),
+        "formats": {name: render(name, results, fix_mode=settings.fix) for name in FORMATS},
+        # What the PR comment and --diff show of each result.
+        "diffs": [r.diff for r in results] if plans_fixes or settings.fix else None,
+        "exit": exit_code(results, settings),
+    }
+
+
+def test_the_tree_has_findings_fixes_and_broken_files(tree, monkeypatch):
+    plain = report(tree, monkeypatch, forked=False, fast=False, plans_fixes=True)
+    assert plain["count"] > 100 and plain["exit"] == 1
+    assert '"code": "AG102"' in plain["formats"]["json"]  # unreadable weights
+    assert any(plain["diffs"])  # fixable findings
+
+
+@pytest.mark.parametrize("options", [{}, {"unsafe_fixes": True}, {"select": ["AG1"]}], ids=["default", "unsafe", "select"])
+def test_the_fast_paths_report_what_the_plain_path_reports(tree, monkeypatch, options):
+    plain = report(tree, monkeypatch, forked=False, fast=False, plans_fixes=True, **options)
+    fast = report(tree, monkeypatch, forked=True, fast=True, plans_fixes=False, **options)
+    assert fast["formats"] == plain["formats"]
+    assert fast["exit"] == plain["exit"]
+
+
+def test_diffs_are_the_same_through_the_forked_fast_path(tree, monkeypatch):
+    plain = report(tree, monkeypatch, forked=False, fast=False, plans_fixes=True, diff=True)
+    fast = report(tree, monkeypatch, forked=True, fast=True, plans_fixes=True, diff=True)
+    assert fast == plain
+
+
+def test_fix_writes_the_same_files_through_the_forked_fast_path(tree, tmp_path, monkeypatch):
+    copies = {}
+    for name, (forked, fast) in {"plain": (False, False), "fast": (True, True)}.items():
+        copies[name] = tmp_path / name
+        shutil.copytree(tree, copies[name], symlinks=True)
+        copies[name] = report(copies[name], monkeypatch, forked=forked, fast=fast, plans_fixes=False, fix=True,
+                              unsafe_fixes=True) | {"files": _contents(copies[name])}
+    assert copies["fast"]["files"] == copies["plain"]["files"]
+    assert copies["fast"]["formats"] == copies["plain"]["formats"] and copies["fast"]["exit"] == copies["plain"]["exit"]
+
+
+def _contents(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("adapter_config.json"))
+        if p.is_file() and not p.is_symlink()
+    }
+
+
+# -- the fork split ----------------------------------------------------------------------------
+
+
+def test_an_error_in_a_forked_worker_is_raised_in_the_parent(tmp_path, monkeypatch):
+    paths = [tmp_path / f"a{i}" / "adapter_config.json" for i in range(6)]
+
+    def process(path, settings):
+        if path.parent.name == "a3":  # in the second worker's share (every other path from index 1)
+            raise ValueError("boom in a3")
+        return engine.FileResult(str(path))
+
+    monkeypatch.setattr(engine, "process", process)
+    with pytest.raises(ValueError, match="boom in a3"):
+        engine._run_forked(paths, Settings(), 2)
+
+
+def test_forked_results_come_back_in_discovery_order(tmp_path, monkeypatch):
+    paths = [tmp_path / f"a{i}" / "adapter_config.json" for i in range(11)]
+    monkeypatch.setattr(engine, "process", lambda path, settings: engine.FileResult(f"{path}:{os.getpid()}"))
+
+    results = engine._run_forked(paths, Settings(), 3)
+
+    assert [r.path.rsplit(":", 1)[0] for r in results] == [str(p) for p in paths]
+    assert len({r.path.rsplit(":", 1)[1] for r in results}) == 3  # three processes did the work
+
+
+def test_one_usable_core_means_no_fork(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    assert engine._workers(10_000, Settings()) == 1
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(32)))
+    assert engine._workers(10_000, Settings()) == 8
+    assert engine._workers(engine.PARALLEL_THRESHOLD - 1, Settings()) == 1
