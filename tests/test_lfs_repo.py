@@ -20,7 +20,7 @@ import pytest
 
 from adapter_guard import lfs, readers
 from adapter_guard.cli import main
-from adapter_guard.safetensors_header import read_header
+from adapter_guard.safetensors_header import MAX_HEADER_BYTES, read_header
 from lfs_repo import make_lfs_repos
 from lfs_server import STORAGE_TOKEN, LfsServer
 
@@ -282,14 +282,14 @@ def test_an_oversized_header_length_is_refused_before_reading_it(repos, server, 
 
 
 def test_a_header_length_over_the_format_cap_is_refused(repos, server):
-    # A pointer to a 200 MB object whose header claims 150 MB: refused by the 100 MB cap, unread.
+    # A pointer to a 200 MB object whose header claims 150 MB: refused by the header cap, unread.
     fetcher = lfs.HeaderFetcher({})
     size = 200_000_000
     data = (150_000_000).to_bytes(8, "little") + b"{}"
     oid = server.add(data)
     pointer = lfs.Pointer(oid, size)
     server.content_range = f"bytes 0-7/{size}"
-    with pytest.raises(lfs.HeaderError, match="exceeds the 100000000-byte limit of the safetensors format"):
+    with pytest.raises(lfs.HeaderError, match=f"exceeds adapter-guard's {MAX_HEADER_BYTES}-byte limit"):
         fetcher.header(weights(repos.pointers, "adapters/dora"), pointer)
     assert fetcher.bytes_received == 8
 

@@ -85,6 +85,11 @@ def test_hooks_are_complete_and_agree():
         ("models/lora/adapter_config.json", True),
         ("models/lora/adapters.safetensors", True),
         ("models/lora/0000100_adapters.safetensors", False),  # a checkpoint, not what mlx-lm loads
+        ("models/peft/adapter_model.safetensors", True),
+        ("models/peft/adapter_model.bin", True),
+        ("lora/adapters.npz", True),
+        ("models/peft/model.safetensors", False),  # a base model's weights
+        ("models/peft/adapter_model.safetensors.index.json", False),
         ("models/lora/my_adapter_config.json", False),
         ("models/lora/adapter_config.json.bak", False),
         ("config.json", False),
@@ -92,3 +97,25 @@ def test_hooks_are_complete_and_agree():
 )
 def test_files_regex(path, matches):
     assert bool(re.search(HOOKS[0]["files"], path)) is matches
+
+
+def test_both_hooks_pass_a_model_repo_of_working_peft_and_mlx_vlm_adapters(written_adapters, tmp_path, pre_commit_home):
+    # The adapters most model repos hold, written by the real PEFT and mlx-vlm savers:
+    # the check hook passes and the fix hook changes nothing (pre-commit fails a hook that modifies files).
+    repo = tmp_path / "models"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    git(repo, "config", "user.email", "t@example.com")
+    git(repo, "config", "user.name", "t")
+    working = {k: d for k, (fmt, d) in written_adapters.items() if k.split("/")[0] in ("peft", "vlm")}
+    working.pop("peft/bin_fallback")  # a pickle: AG703 says to convert it, rightly
+    for name, adapter_dir in working.items():
+        shutil.copytree(adapter_dir, repo / name.replace("/", "-"))
+    git(repo, "add", "-A")
+    before = {p: p.read_bytes() for p in repo.rglob("*") if p.is_file() and ".git" not in p.parts}
+
+    for hook in ("adapter-guard", "adapter-guard-fix"):
+        run = try_repo(repo, hook, pre_commit_home)
+        assert run.returncode == 0, run.stdout + run.stderr
+    assert {p: p.read_bytes() for p in before} == before
+    assert len(working) >= 20
