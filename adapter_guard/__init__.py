@@ -1,3 +1,3 @@
-"""adapter-guard: lint and fix MLX LoRA adapter metadata before it is merged."""
+"""adapter-guard: lint and fix LoRA adapter metadata (PEFT, mlx-lm, mlx-vlm) before it is merged."""
 
 __version__ = "0.1.0"

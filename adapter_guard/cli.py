@@ -86,7 +86,7 @@ def _explain(ctx: click.Context, _param, value: str | None) -> None:
 @click.option("-v", "--verbose", is_flag=True, help="Show each adapter's detected format, and tracebacks for internal errors.")
 @click.version_option(__version__, "-V", "--version", prog_name="adapter-guard")
 def cli(paths, select, ignore, exclude, **options) -> None:
-    """Lint and fix MLX LoRA adapter_config.json files against their safetensors headers."""
+    """Lint and fix LoRA adapters (PEFT, mlx-lm, mlx-vlm) against the shapes in their safetensors headers."""
     settings = settings_from_options(paths, select, ignore, exclude, **options)
     # Only --fix and --diff use a planned fix here (the Action's own entry point
     # plans them for its suggestions); a plain lint plans none.

@@ -1,12 +1,13 @@
-"""Regenerate the bundled example adapters (needs the [mlx] extra).
+"""Regenerate the bundled example adapters (needs the [test] extra: mlx-lm, torch and peft).
 
     python examples/generate.py
 
-Each adapter is real: a tiny llama or gpt-oss built by stock mlx-lm with
-seeded weights, LoRA applied by ``linear_to_lora_layers``, saved as
-``mlx_lm.lora`` saves it. Then its config is broken the way real save paths
-break it. The files are committed, so running adapter-guard on them needs
-no MLX.
+Each adapter is real. The MLX ones: a tiny llama or gpt-oss built by stock
+mlx-lm with seeded weights, LoRA applied by ``linear_to_lora_layers``, saved
+as ``mlx_lm.lora`` saves it. The PEFT ones (``peft-*``): a tiny Llama built by
+transformers, saved by PEFT's own ``save_pretrained``. Then a config is broken
+the way real save paths and hand edits break it. The files are committed, so
+running adapter-guard on them needs neither MLX nor torch.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
 import builders  # noqa: E402  (the test suite's builders: one way to make adapters)
+import peft_writers  # noqa: E402  (the real-PEFT corpus of the test suite)
 
 OUT = HERE / "adapters"
 
@@ -59,9 +61,25 @@ def main() -> None:
     built = builders.dora_adapter(OUT / "dora-saved-as-lora")
     _edit(built.adapter_dir, lambda c: c.update(fine_tune_type="lora"))
 
+    peft_examples()
+
     base = HERE / "base-models" / "tiny-llama"
     builders.write_base_dir(builders.tiny_llama_config(), base)
     print(f"wrote {sorted(p.name for p in OUT.iterdir())} and {base}")
+
+
+def peft_examples() -> None:
+    """PEFT adapters, the format most model repos hold: one working, two broken."""
+    sources = OUT / ".peft-sources"
+    plain = peft_writers.build_sample("plain_qv", sources / "plain_qv")
+    shutil.copytree(plain.adapter_dir, OUT / "peft-clean")  # silent: a working adapter is never flagged
+    # use_dora lost: PEFT loads the file and silently drops the magnitude vectors.
+    dora = peft_writers.build_sample("dora", sources / "dora")
+    peft_writers.corrupted_copy(dora, "use_dora_true_to_false", OUT / "peft-dora-flag-lost")
+    # rank_pattern lost: PEFT refuses the tensors (size mismatch); the tensors prove the pattern.
+    pattern = peft_writers.build_sample("rank_alpha_pattern", sources / "rank_alpha_pattern")
+    peft_writers.corrupted_copy(pattern, "rank_pattern_removed", OUT / "peft-rank-pattern-lost")
+    shutil.rmtree(sources)
 
 
 if __name__ == "__main__":
