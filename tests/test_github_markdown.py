@@ -12,7 +12,7 @@ from html.parser import HTMLParser
 
 from markdown_it import MarkdownIt
 
-from adapter_guard.findings import FileResult
+from adapter_guard.findings import FileResult, Finding
 from adapter_guard.reporters.markdown import (
     COMMENT_LIMIT,
     COMMENT_MARKER,
@@ -197,3 +197,13 @@ def test_the_truncation_note_points_at_something_that_has_the_full_report():
     body = render_report(results, fix_mode=False, limit=3000)
     assert "job log" not in body  # the log has annotations, not the diffs
     assert "Run `adapter-guard --diff` on the branch for the full report" in body
+
+
+def test_a_lone_surrogate_in_a_message_is_shown_as_its_escape_and_the_comment_is_sendable():
+    # JSON allows "\ud800" in a config value, and a message may quote it; UTF-8 cannot carry it.
+    result = FileResult("m/adapter_config.json", [Finding("AG004", "m/adapter_config.json", "rank is '\ud800'")])
+
+    body = render_comment([result])
+
+    body.encode("utf-8")  # raised UnicodeEncodeError before
+    assert "\ud800" not in body and "ud800" in body

@@ -91,6 +91,15 @@ def _size(text: str) -> int:
     return len(text.encode("utf-8"))
 
 
+#: A lone surrogate (a JSON "\\ud800" in a config, or an undecodable file-name byte)
+#: cannot be sent as UTF-8: it is shown as the escape it stands for.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _sendable(text: str) -> str:
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
@@ -160,15 +169,15 @@ def render_report(
     per fixable file, write errors and notes. When the limit is reached,
     later rows and blocks are left out and a note says how many.
     """
-    head = "".join(
+    head = _sendable("".join(
         [
             f"{marker}\n" if marker else "",
             "### adapter-guard\n\n",
             summary_line(results, fix_mode=fix_mode, scope=scope),
             "\n",
         ]
-    )
-    tail = f"\n{footer}\n" if footer else ""
+    ))
+    tail = _sendable(f"\n{footer}\n") if footer else ""
     budget = limit - _size(head) - _size(tail) - _TRUNCATION_RESERVE
     body: list[str] = []
     left_out = {"finding": 0, "suggested change": 0, "note": 0}
@@ -176,6 +185,7 @@ def render_report(
     def add(piece: str, kind: str | None = None) -> None:
         """Append ``piece`` if it fits; ``kind`` names what is counted when it does not."""
         nonlocal budget
+        piece = _sendable(piece)
         if _size(piece) <= budget and not any(left_out.values()):
             body.append(piece)
             budget -= _size(piece)
