@@ -98,7 +98,7 @@ def find_base(
         parsed, why = usable_base_config(path)
         if parsed is None:
             lookup.problems.append(("AG310", f"the base config `{path}` ({base_model_origin}) is unusable: {why}", None))
-            lookup.reason = f"the base config from {base_model_origin} is unusable"
+            lookup.reason = f"the base config `{path}` ({base_model_origin}) is unusable: {why}"
             return lookup
         lookup.base = Base(parsed, path, base_model_origin)
         return lookup

@@ -233,12 +233,9 @@ def process(path: Path, settings: Settings) -> FileResult:
 def _mlx_base(read: AdapterRead | None):
     """The lint's base lookup, as the MLX checks take it: the same base for both, found
     only where ``adapter_guard.base`` looks (never a directory outside the repository)."""
-    from .mlx.reload import BaseModelSource, NoBase
+    from .mlx.reload import from_lookup
 
-    lookup = read.base if read is not None else None
-    if lookup is not None and lookup.base is not None:
-        return BaseModelSource(lookup.base.directory, lookup.base.origin)
-    return NoBase(lookup.reason if lookup is not None and lookup.reason else "no base model was found")
+    return from_lookup(read.base if read is not None else None)
 
 
 def _process_lone_weights(path: Path, settings: Settings) -> FileResult:

@@ -31,6 +31,13 @@ GPT_OSS_20B = dict(
     vocab_size=201088,
 )
 
+@pytest.fixture(autouse=True)
+def _run_in_the_repository(tmp_path, monkeypatch):
+    # Without a resolved base, the checks use the lint's lookup with the working
+    # directory as the repository root: a test's tmp_path is its repository.
+    monkeypatch.chdir(tmp_path)
+
+
 
 def save_adapter(adapter_dir, base_config=TINY_GPT_OSS, *, dropout=0.0, extra=None):
     """A seeded, non-zero LoRA on every linear and expert projection, saved like mlx_lm.lora."""
@@ -119,7 +126,7 @@ def test_base_named_by_base_model_name_or_path_is_used(tmp_path):
     base = write_base_dir(TINY_GPT_OSS, tmp_path / "base")
     config_path = save_adapter(tmp_path / "adapter", extra={"base_model_name_or_path": str(base)})
     _, lines = gpt_oss_findings(config_path, read(config_path), base_model=None)
-    assert f"base {base} (local directory)" in lines[0]
+    assert f"base {base} (named by the adapter config's `base_model_name_or_path`)" in lines[0]
 
 
 def test_config_is_read_from_the_path_when_not_given(tmp_path):

@@ -28,6 +28,13 @@ LAYOUTS = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _run_in_the_repository(tmp_path, monkeypatch):
+    # Without a resolved base, the checks use the lint's lookup with the working
+    # directory as the repository root: a test's tmp_path is its repository.
+    monkeypatch.chdir(tmp_path)
+
+
 def _saved(tmp_path, base_config=LLAMA, *, model=None, **kwargs):
     """Save a live adapter with save_adapters; its config names a local base directory."""
     kwargs.setdefault("num_layers", 2)
@@ -121,13 +128,22 @@ def test_base_from_the_base_model_option(tmp_path):
 def test_base_from_a_local_directory_named_by_the_config(tmp_path):
     result = _smoke(_adapter_naming(tmp_path, base_model_name_or_path=str(tmp_path / "base")))
 
-    assert (result.findings, result.base.origin) == ([], "local directory")
+    assert (result.findings, result.base.origin) == ([], "named by the adapter config's `base_model_name_or_path`")
 
 
 def test_base_relative_to_the_adapter_directory(tmp_path):
     result = _smoke(_adapter_naming(tmp_path, model="../base"))
 
-    assert (result.findings, result.base.origin) == ([], "local directory")
+    assert (result.findings, result.base.origin) == ([], "named by the adapter config's `model`")
+
+
+def test_a_base_directory_outside_the_repository_is_never_loaded(tmp_path, monkeypatch):
+    config_path = _adapter_naming(tmp_path, model=str(tmp_path / "base"))
+    monkeypatch.chdir(config_path.parent)  # the repository is the adapter's directory alone
+
+    finding = _only(_smoke(config_path), "AG501")
+
+    assert "is a directory outside the repository" in finding.message
 
 
 def _cached_snapshot(hub, repo_id, *, ref=True):
@@ -146,7 +162,7 @@ def test_base_from_a_snapshot_in_the_hugging_face_cache(tmp_path, monkeypatch, r
     result = _smoke(_adapter_naming(tmp_path, model="tiny-org/tiny-llama"))
 
     assert result.findings == []
-    assert (result.base.origin, result.base.path) == ("Hugging Face cache", snapshot)
+    assert (result.base.origin, result.base.path) == ("`tiny-org/tiny-llama` in the local Hugging Face cache", snapshot)
 
 
 def test_base_resolution_never_touches_the_network(tmp_path, monkeypatch):
@@ -165,9 +181,8 @@ def test_no_local_base_is_a_skip_not_a_failure(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
     finding = _only(_smoke(_adapter_naming(tmp_path, model="tiny-org/absent")), "AG501")
 
-    assert finding.message == (
-        "smoke skipped: base model not available locally: "
-        "'tiny-org/absent' is neither a local directory nor a snapshot in the local Hugging Face cache"
+    assert finding.message.startswith(
+        "smoke skipped: base model not available locally: `tiny-org/absent` is not in the local Hugging Face cache"
     )
 
 
@@ -180,7 +195,7 @@ def test_a_required_smoke_says_the_skip_fails(tmp_path):
 def test_a_base_model_directory_without_config_is_named(tmp_path):
     finding = _only(_smoke(_saved(tmp_path), base_model=tmp_path / "nowhere"), "AG501")
 
-    assert f"--base-model {tmp_path / 'nowhere'} has no config.json" in finding.message
+    assert f"`{tmp_path / 'nowhere' / 'config.json'}` (--base-model) is unusable" in finding.message
 
 
 def test_a_base_with_weights_is_loaded(tmp_path):

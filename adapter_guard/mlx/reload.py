@@ -7,8 +7,6 @@ Imports mlx and mlx_lm inside the functions, never at module import time.
 from __future__ import annotations
 
 import json
-import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,10 +119,7 @@ def reload_adapter(model, adapter_dir: str | Path):
     return model
 
 
-# -- finding a base model without the network --------------------------------------------
-
-# ``org/name``, as the Hugging Face Hub spells repository ids.
-_REPO_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+# -- the base model the checks run on --------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -156,66 +151,27 @@ Base = BaseModelSource | NoBase
 
 
 def find_base(config: Mapping[str, Any] | None, adapter_dir: str | Path | None, base_model: str | Path | None) -> Base:
-    """The one place ``--smoke`` and ``--gpt-oss`` get their base from. Never touches the network.
+    """The base for a caller that hands ``--smoke`` or ``--gpt-oss`` no resolved ``base=``.
 
-    Both also accept an already resolved base (``base=``), which is how the
-    engine hands them the shared lint/smoke lookup; this is the fallback.
-    In order: ``--base-model DIR``; a ``config.json`` beside the adapter
-    (trainers such as unsloth copy the base's there); the config's
-    ``base_model_name_or_path`` or ``model`` as a local directory (relative to
-    the working directory, then to the adapter directory), else as a snapshot
-    already in the Hugging Face cache.
+    The CLI's engine always resolves it; this fallback asks the same lookup
+    (:func:`adapter_guard.base.find_base`), with the working directory as the
+    repository root, so one set of rules says where a base may come from.
     """
-    if base_model is not None:
-        path = Path(base_model).expanduser()
-        if (path / "config.json").is_file():
-            return BaseModelSource(path, "--base-model")
-        return NoBase(f"--base-model {path} has no config.json")
-    if adapter_dir is None:
+    from ..base import find_base as lookup_base
+
+    if adapter_dir is None and base_model is None:
         return NoBase("no --base-model")
-    adapter_dir = Path(adapter_dir)
-    if (adapter_dir / "config.json").is_file():
-        return BaseModelSource(adapter_dir, "beside the adapter")
-
-    config = config if isinstance(config, Mapping) else {}
-    names = [config.get(key) for key in ("base_model_name_or_path", "model")]
-    names = [n for n in names if isinstance(n, str) and n.strip()]
-    if not names:
-        return NoBase("no --base-model, and the config names no base model (base_model_name_or_path or model)")
-    for name in names:
-        for path in (Path(name).expanduser(), adapter_dir / name):
-            if (path / "config.json").is_file():
-                return BaseModelSource(path, "local directory")
-        snapshot = cached_snapshot(name)
-        if snapshot is not None:
-            return BaseModelSource(snapshot, "Hugging Face cache")
-    shown = " or ".join(repr(n) for n in dict.fromkeys(names))
-    return NoBase(f"{shown} is neither a local directory nor a snapshot in the local Hugging Face cache")
+    lookup = lookup_base(
+        config if isinstance(config, Mapping) else {},
+        Path(adapter_dir) if adapter_dir is not None else Path.cwd(),
+        root=Path.cwd(),
+        base_model=Path(base_model) if base_model is not None else None,
+    )
+    return from_lookup(lookup)
 
 
-def cached_snapshot(repo_id: str) -> Path | None:
-    """The local snapshot directory of ``repo_id`` holding ``config.json``, if cached.
-
-    Looks at ``refs/main`` first (``try_to_load_from_cache``, a pure file
-    lookup), then at any snapshot that has a ``config.json``, newest first.
-    """
-    if not _REPO_ID_RE.match(repo_id) or ".." in repo_id:
-        return None
-    try:
-        from huggingface_hub import constants, try_to_load_from_cache
-    except ImportError:
-        return None
-    # Read the variable now: huggingface_hub resolves it once, at its import.
-    cache = Path(os.environ.get("HF_HUB_CACHE") or constants.HF_HUB_CACHE)
-    try:
-        found = try_to_load_from_cache(repo_id, "config.json", cache_dir=cache)
-    except Exception:  # a malformed id or an unreadable cache is simply "not cached"
-        found = None
-    if isinstance(found, str):
-        return Path(found).parent
-    snapshots = cache / f"models--{repo_id.replace('/', '--')}" / "snapshots"
-    try:
-        candidates = [p for p in snapshots.iterdir() if (p / "config.json").is_file()]
-    except OSError:
-        return None
-    return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None
+def from_lookup(lookup) -> Base:
+    """An :class:`adapter_guard.base.BaseLookup` as the MLX checks take it."""
+    if lookup is not None and lookup.base is not None:
+        return BaseModelSource(lookup.base.directory, lookup.base.origin)
+    return NoBase(lookup.reason if lookup is not None and lookup.reason else "no base model was found")
