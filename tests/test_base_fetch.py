@@ -21,7 +21,7 @@ import pytest
 
 from adapter_guard.cli import main
 
-from test_base import lint, num_layers, only, write_adapter
+from test_base import lint, num_layers, only, repo, write_adapter  # noqa: F401  (repo: the fixture)
 
 pytest.importorskip("huggingface_hub", reason="the [hub] extra is part of the test install")
 
@@ -79,14 +79,6 @@ def hub(repo, tmp_path, monkeypatch):
     server.server_close()
 
 
-@pytest.fixture
-def repo(tmp_path, monkeypatch):
-    root = tmp_path / "repo"
-    root.mkdir()
-    monkeypatch.chdir(root)
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    return root
 
 
 def test_fetch_base_config_fetches_config_json_only_and_proves_num_layers(repo, hub, capsys):

@@ -15,7 +15,7 @@ from typing import Any
 from ..findings import Fix
 from ..readers import PEFT_BIN_WEIGHTS, PEFT_WEIGHTS, MLX_WEIGHTS, AdapterFiles
 from ..registry import SAFE
-from .shared import Emitter, ModuleWidths, base_width_rules, is_int, is_number, names, pickle_rules
+from .shared import Emitter, ModuleWidths, base_width_rules, is_int, is_number, names, pickle_rules, weights_shapes
 
 #: Every key of a PEFT model's state dict starts here; PEFT strips it to find the module.
 PREFIX = "base_model.model."
@@ -199,21 +199,15 @@ def weights_rules(files: AdapterFiles, emit: Emitter) -> dict[str, tuple[int, ..
             f"convert it to `{PEFT_WEIGHTS}` (its shapes are not checked until then)",
         )
         return None
-    weights = files.weights.get(PEFT_WEIGHTS)
-    if PEFT_WEIGHTS not in files.entries or weights is None:
-        also = f"; `{MLX_WEIGHTS}` is MLX's name, which PEFT never reads" if MLX_WEIGHTS in files.entries else ""
-        emit("AG701", f"`{PEFT_WEIGHTS}` is missing next to the config; PeftModel.from_pretrained cannot load it{also}")
-        return None
-    if weights.not_fetched is not None:  # a Git LFS pointer is not a corrupt file
-        emit("AG110", weights.not_fetched)
-        return None
-    if weights.error is not None:
-        emit("AG702", f"`{PEFT_WEIGHTS}`: {weights.error}")
-        return None
-    if not weights.shapes:
+    also = f"; `{MLX_WEIGHTS}` is MLX's name, which PEFT never reads" if MLX_WEIGHTS in files.entries else ""
+    shapes = weights_shapes(
+        files, PEFT_WEIGHTS, emit, missing="AG701", unreadable="AG702",
+        consequence=f"PeftModel.from_pretrained cannot load it{also}",
+    )
+    if shapes is not None and not shapes:
         emit("AG702", f"`{PEFT_WEIGHTS}` holds no tensors: PEFT loads it with every adapter key missing")
         return None
-    return weights.shapes
+    return shapes
 
 
 def run_rules(config: dict[str, Any], shapes: dict[str, tuple[int, ...]] | None, emit: Emitter,

@@ -106,17 +106,21 @@ def pickle_rules(files: AdapterFiles, emit: Emitter, skip: tuple[str, ...] = ())
             emit("AG107", f"`{name}` is a pickle-based weights file: unsafe to load, adapter-guard never loads it")
 
 
-def weights_shapes(files: AdapterFiles, weights_name: str, emit: Emitter) -> dict[str, tuple[int, ...]] | None:
-    """The tensor shapes of the weights file the format loads; a finding when it is missing or unreadable."""
+def weights_shapes(
+    files: AdapterFiles, weights_name: str, emit: Emitter, *,
+    missing: str = "AG101", unreadable: str = "AG102", consequence: str = "the adapter cannot be reloaded",
+) -> dict[str, tuple[int, ...]] | None:
+    """The tensor shapes of the weights file the format loads; a finding when it is missing or
+    unreadable (``missing`` / ``unreadable`` are the format's codes for those)."""
     weights = files.weights.get(weights_name)
     if weights_name not in files.entries or weights is None:
-        emit("AG101", f"`{weights_name}` is missing next to the config; the adapter cannot be reloaded")
+        emit(missing, f"`{weights_name}` is missing next to the config; {consequence}")
         return None
     if weights.not_fetched is not None:  # a Git LFS pointer is not a corrupt file
         emit("AG110", weights.not_fetched)
         return None
     if weights.error is not None:
-        emit("AG102", f"`{weights_name}`: {weights.error}")
+        emit(unreadable, f"`{weights_name}`: {weights.error}")
         return None
     return weights.shapes
 
