@@ -158,6 +158,13 @@ def _run(settings) -> int:
     for result in results:
         if result.written:
             _write(f"Fixing {printable(result.path)}\n", err=not text)
+    if settings.output_format == "json":
+        # JSON is a list of findings: a fix that could not be written, and the MLX
+        # checks' report lines, have no place in it, so they go to stderr.
+        for result in results:
+            lines = [result.write_error] if result.write_error else []
+            for line in lines + result.notes:
+                _write(f"{printable(result.path)}: {printable(line)}\n", err=True)
     if settings.diff:
         for result in results:
             if result.diff:

@@ -247,6 +247,22 @@ def test_a_read_only_filesystem_fails_the_fix_cleanly_simulated(repo, monkeypatc
     assert path.read_text() == NEEDS_FIX and temp_files(repo) == []
 
 
+def test_json_output_says_on_stderr_that_a_fix_was_not_written(repo, monkeypatch):
+    path = write_adapter(repo / "adapter", NEEDS_FIX)
+    real_replace = os.replace
+
+    def read_only(source, destination, *args, **kwargs):
+        if os.fspath(destination) == os.fspath(path):
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real_replace(source, destination, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", read_only)
+    run = run_cli(path, "--fix", "--output-format", "json")
+    assert exit_problems(run) == [] and run.code == 1
+    assert f"{path}: not fixed: cannot write {path}: Read-only file system" in run.err
+    assert "AG205" in [f["code"] for f in run.findings()]  # stdout stays one JSON document
+
+
 def test_a_directory_without_write_permission_fails_the_fix_cleanly_simulated(repo, monkeypatch):
     path = write_adapter(repo / "adapter", NEEDS_FIX)
 
