@@ -20,6 +20,13 @@ GPT_OSS = builders.tiny_gpt_oss_config()
 LAYOUTS = builders.live_layouts()
 
 
+@pytest.fixture(autouse=True)
+def _run_in_the_repository(tmp_path, monkeypatch):
+    # Without a resolved base, --smoke uses the lint's lookup with the working
+    # directory as the repository root: a test's tmp_path is its repository.
+    monkeypatch.chdir(tmp_path)
+
+
 def _saved(tmp_path, base_config, **kwargs):
     model = builders.make_live_adapter(base_config, **kwargs)
     base_dir = builders.write_base_dir(base_config, tmp_path / "base")
