@@ -194,3 +194,13 @@ def test_a_lint_from_another_thread_runs_unbounded_and_says_the_same(tmp_path):
     assert exit_problems(in_thread[0]) == []
     assert in_thread[0].findings() == in_main
     assert {f["code"] for f in in_main} == {"AG708"}  # layer 0's tensors are outside the regex
+
+
+@pytest.mark.parametrize("layers_pattern", [5, True, {"layers": 1}, ["layers", 1]])
+def test_a_layers_pattern_of_the_wrong_type_is_ag004_not_a_crash(tmp_path, layers_pattern):
+    path = write_peft_adapter(tmp_path / "adapter", layers_to_transform=[0], layers_pattern=layers_pattern)
+
+    run, _ = lint(path)
+
+    assert exit_problems(run) == [] and run.code == 1
+    assert [f["code"] for f in run.findings() if f["severity"] in ("error", "warning")] == ["AG004"]

@@ -101,8 +101,8 @@ def split_tensors(shapes: dict[str, tuple[int, ...]]) -> PeftTensors:
 # `(.*a){25}` takes exponential time on a long module name, `.*.*.*.*x` polynomial time. A static
 # screen for "dangerous shapes" misses the polynomial ones and flags harmless nested ones
 # (`(\w+\.)*q_proj`), and a length cap stops neither, so the bound is a clock: an interval
-# timer whose handler raises PatternTimeout. CPython's `re` checks for signals every few
-# thousand steps inside a match (tests/test_hostile_regex.py proves a match is cut short),
+# timer whose handler raises PatternTimeout. CPython's `re` checks for signals while it
+# matches (tests/test_hostile_regex.py proves a catastrophic match is cut short),
 # and a thread could not stop it (the match holds the GIL). The timer needs the main thread
 # and SIGALRM: every CLI run, hook and Action has both (forked workers included). Elsewhere (a
 # library call from another thread, Windows, a host with its own ITIMER_REAL armed) the
@@ -180,7 +180,7 @@ def _config_patterns(config: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
             yield "modules_to_save", f"modules_to_save entry {m!r}", rf"(^|.*\.){m}($|\..*)"
     layers, layers_pattern = config.get("layers_to_transform"), config.get("layers_pattern")
     if layers not in (None, []) and layers_pattern:
-        for p in [layers_pattern] if isinstance(layers_pattern, str) else layers_pattern:
+        for p in _layers_patterns(layers_pattern):
             if isinstance(p, str):
                 yield "layers_pattern", f"layers_pattern {p!r}", rf"(?:^|.*?\.){p}\.(?P<idx>\d+)\."
 
@@ -200,12 +200,19 @@ def pattern_key(patterns: dict[str, Any], name: str, field_name: str = "rank_pat
     return None
 
 
+def _layers_patterns(layers_pattern: Any) -> list:
+    """PEFT's ``layers_pattern``: a string or a list of them (AG004 reports any other type)."""
+    if isinstance(layers_pattern, str):
+        return [layers_pattern]
+    return layers_pattern if isinstance(layers_pattern, list) else []
+
+
 def _layer_index(name: str, layers_pattern: Any) -> int | None:
     if not layers_pattern:
         match = re.match(r".*?\.[^.]*\.(?P<idx>\d+)\.", name)
     else:
         match = None
-        for pattern in [layers_pattern] if isinstance(layers_pattern, str) else layers_pattern:
+        for pattern in _layers_patterns(layers_pattern):
             try:
                 match = re.match(rf"(?:^|.*?\.){pattern}\.(?P<idx>\d+)\.", name)
             except (re.error, TypeError):
@@ -383,6 +390,13 @@ def _value_rules(config: dict[str, Any], emit: Emitter) -> set[str]:
         lambda v: v is None or isinstance(v, str) or (isinstance(v, list) and all(isinstance(e, str) for e in v)),
         "a list of module names or a regex string",
     )
+    check(
+        "layers_pattern",
+        lambda v: v is None or isinstance(v, str) or (isinstance(v, list) and all(isinstance(e, str) for e in v)),
+        "null, a string or a list of strings",
+    )
+    if "layers_pattern" not in valid:
+        valid.discard("target_modules")  # which layers are adapted is unknown
     for key in ("rank_pattern", "alpha_pattern"):
         check(key, lambda v: v is None or (isinstance(v, dict) and all(is_int(x) and x > 0 or is_number(x) for x in v.values())),
               "an object from module pattern to number")
