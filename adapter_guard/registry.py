@@ -637,6 +637,25 @@ RULES: dict[str, Rule] = _rules(
         "PEFT warns about the missing key and keeps that factor's initial values while the "
         "other loads, so the module's output is wrong rather than unchanged.",
     ),
+    Rule(
+        "AG716", "peft-invalid-pattern", ERROR,
+        "a pattern in the PEFT config is not a valid regular expression",
+        "`target_modules` and `exclude_modules` strings, `rank_pattern`/`alpha_pattern` keys, "
+        "`modules_to_save` entries and `layers_pattern` are Python regexes to PEFT, compiled "
+        "inside its own wrapping (`(.*\\.)?(KEY)$` for a pattern key). One that does not "
+        "compile makes `PeftModel.from_pretrained` raise `re.error`. The checks that depend on "
+        "the pattern are skipped.",
+    ),
+    Rule(
+        "AG717", "peft-pattern-too-slow", ERROR,
+        "matching the PEFT config's patterns against its modules did not finish in time",
+        "Python's `re` backtracks: a pattern such as `(a+)+$` or `(.*a){25}` takes "
+        "exponential time on a long module name. adapter-guard stops matching after "
+        "`peft.PATTERN_SECONDS` (2 s; real configs take milliseconds) and skips the checks "
+        "that depend on the patterns. PEFT matches the same patterns against every module "
+        "of the base model when it loads, so loading stalls too: rewrite the pattern without "
+        "nested or repeated open-ended repetition, or list the module names.",
+    ),
     # -- AG8xx: mlx-vlm, older mlx-lm, npz, conversions ------------------------
     Rule(
         "AG801", "mlx-vlm-rank-mismatch", WARNING,

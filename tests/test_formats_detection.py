@@ -74,6 +74,17 @@ def test_an_unconverted_peft_orientation_is_reported_and_no_rank_is_written(tmp_
         mlx_load(adapter_dir, built.base_config)
 
 
+def test_a_transposed_module_is_reported_once_by_ag831_and_not_again_as_a_contradicted_rank(tmp_path):
+    built = builders.llama_attention_adapter(tmp_path / "built", num_layers=4)
+    adapter_dir = transposed_copy(built, tmp_path / "converted")
+
+    [result] = lint_dir(adapter_dir)
+
+    found = [f.code for f in result.findings]
+    assert found.count("AG831") == 1
+    assert "AG105" not in found
+
+
 def test_a_correctly_oriented_square_module_is_not_taken_for_a_transposed_one(tmp_path):
     built = builders.llama_attention_adapter(tmp_path / "built", num_layers=4)
 

@@ -87,6 +87,22 @@ def test_each_mlx_vlm_corruption_gets_the_finding_that_matches_what_mlx_vlm_does
     assert loader_does(vlm_writers.load_sample(sample, adapter_dir))
 
 
+@pytest.mark.parametrize("name", ["lora", "legacy_current_writer"])
+def test_a_transposed_mlx_vlm_file_is_one_ag831_and_no_contradicted_rank(vlm_corpus, name, tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    adapter_dir = Path(shutil.copytree(vlm_corpus[name].adapter_dir, tmp_path / name))
+    weights = adapter_dir / "adapters.safetensors"
+    tensors = load_file(str(weights))
+    save_file({k: v.T.copy() if v.ndim == 2 else v for k, v in tensors.items()}, str(weights))
+
+    [result] = lint_dir(adapter_dir)
+
+    found = [f.code for f in result.findings]
+    assert found.count("AG831") == 1
+    assert "AG105" not in found
+
+
 def test_the_old_mlx_vlm_schema_never_gains_mlx_lm_keys(legacy_corpus, tmp_path):
     adapter_dir = Path(shutil.copytree(legacy_corpus["mlx_vlm_0_5_legacy"].adapter_dir, tmp_path / "old"))
     (adapter_dir / "adapter_config.json").write_text('{"rank": 4}')

@@ -297,3 +297,36 @@ def test_a_generic_target_list_entry_for_another_architecture_is_not_a_finding(c
     assert codes(lint_dir(adapter_dir)) == []
     outcome = peft_writers.load_sample(sample, adapter_dir)
     assert outcome.silent and outcome.reproduces_live()
+
+
+# -- the config's regexes: what PEFT does with one that does not compile ------------------
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"target_modules": r".*\.(q_proj|v_proj"},
+        {"rank_pattern": {"q_proj[": 4}},
+        {"exclude_modules": "(k_proj"},
+    ],
+    ids=["target_modules", "rank_pattern", "exclude_modules"],
+)
+def test_a_pattern_that_does_not_compile_is_ag716_and_peft_refuses_it(peft_corpus, tmp_path, change):
+    sample = peft_corpus["plain_qv"]
+    adapter_dir = Path(shutil.copytree(sample.adapter_dir, tmp_path / "adapter"))
+    peft_writers.edit_config(**change)(adapter_dir)
+
+    assert codes(lint_dir(adapter_dir)) == ["AG716"]
+    outcome = peft_writers.load_sample(sample, adapter_dir)
+    assert outcome.error_type == "PatternError" or outcome.error_type == "error"  # re.error (PatternError from 3.13)
+
+
+@pytest.mark.parametrize("name", ["regex_target", "rank_alpha_pattern", "layers_pattern"])
+def test_real_peft_patterns_match_well_within_the_budget(peft_corpus, name):
+    import time
+
+    started = time.monotonic()
+    results = lint_dir(peft_corpus[name].adapter_dir)
+
+    assert codes(results, severities=("error", "warning", "info")) == []
+    assert time.monotonic() - started < 1

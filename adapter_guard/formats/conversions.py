@@ -57,6 +57,18 @@ def transposed_rule(shape: AdapterShape, emit: Emitter) -> AdapterShape:
     return dataclasses.replace(shape, ranks={r: p for r, p in ranks.items() if p}, contradicted=contradicted)
 
 
+def reported_contradictions(shape: AdapterShape) -> dict[str, str]:
+    """``shape.contradicted`` less the modules AG831 reports (after ``transposed_rule``).
+
+    Those stay contradicted, so no rank is read or fixed from them, but AG105 would
+    report each a second time, and AG831 names the cause: one finding per module.
+    """
+    return {
+        path: reason for path, reason in shape.contradicted.items()
+        if path not in shape.modules or not peft_oriented(shape.modules[path].lora_a, shape.modules[path].lora_b)
+    }
+
+
 def mlx_widths(shape: AdapterShape) -> list[ModuleWidths]:
     """(module, in, out) of each 2-D MLX pair: lora_a (in, r), lora_b (r, out)."""
     out = []

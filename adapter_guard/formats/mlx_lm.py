@@ -13,6 +13,7 @@ from ..findings import Finding, Fix
 from ..infer import AdapterShape, ModuleShapes, infer_adapter, infer_num_layers, layer_path
 from ..readers import MLX_WEIGHTS, AdapterFiles
 from ..registry import SAFE, UNSAFE
+from .conversions import reported_contradictions
 from .shared import Emitter, Inputs, is_int, is_number, names, pickle_rules, weights_shapes
 
 FINE_TUNE_TYPES = ("lora", "dora", "full")
@@ -70,7 +71,7 @@ def _tensor_rules(shape: AdapterShape, emit: Emitter) -> None:
     for module, present in sorted(shape.unpaired.items()):
         missing = "lora_b" if present == "lora_a" else "lora_a"
         emit("AG104", f"`{module}` has `{present}` but no `{missing}`")
-    for module, reason in sorted(shape.contradicted.items()):
+    for module, reason in sorted(reported_contradictions(shape).items()):
         emit("AG105", f"`{module}`: rank is contradicted: {reason}")
     if len(shape.ranks) > 1:
         detail = "; ".join(f"rank {r}: {names(mods, 3)}" for r, mods in sorted(shape.ranks.items()))

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..infer import AdapterShape, infer_adapter
 from ..readers import MLX_WEIGHTS, AdapterFiles
-from .conversions import mlx_widths, transposed_rule
+from .conversions import mlx_widths, reported_contradictions, transposed_rule
 from .shared import Emitter, base_width_rules, is_int, is_number, names, pickle_rules, weights_shapes
 
 
@@ -86,7 +86,7 @@ def _pair_rules(shape: AdapterShape, emit: Emitter, a: str = "lora_a", b: str = 
     for module, present in sorted(shape.unpaired.items()):
         have, lack = (a, b) if present == "lora_a" else (b, a)
         emit("AG104", f"`{module}` has `{have}` but no `{lack}`")
-    for module, reason in sorted(shape.contradicted.items()):
+    for module, reason in sorted(reported_contradictions(shape).items()):
         emit("AG105", f"`{module}`: rank is contradicted: {reason}")
 
 

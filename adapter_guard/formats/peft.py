@@ -9,8 +9,11 @@ legal; nothing is required but ``peft_type``. Fixes touch PEFT's own keys only
 from __future__ import annotations
 
 import re
+import signal
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 from ..findings import Fix
 from ..readers import PEFT_BIN_WEIGHTS, PEFT_WEIGHTS, MLX_WEIGHTS, AdapterFiles
@@ -92,25 +95,116 @@ def split_tensors(shapes: dict[str, tuple[int, ...]]) -> PeftTensors:
     return PeftTensors(modules, plain, strays)
 
 
+# -- the config's patterns: untrusted regexes, run under a time budget ---------------------
+#
+# PEFT's patterns are Python regexes from the checked config, and `re` backtracks: `(a+)+$` or
+# `(.*a){25}` takes exponential time on a long module name, `.*.*.*.*x` polynomial time. A static
+# screen for "dangerous shapes" misses the polynomial ones and flags harmless nested ones
+# (`(\w+\.)*q_proj`), and a length cap stops neither, so the bound is a clock: an interval
+# timer whose handler raises PatternTimeout. CPython's `re` checks for signals while it
+# matches (tests/test_hostile_regex.py proves a catastrophic match is cut short),
+# and a thread could not stop it (the match holds the GIL). The timer needs the main thread
+# and SIGALRM: every CLI run, hook and Action has both (forked workers included). Elsewhere (a
+# library call from another thread, Windows, a host with its own ITIMER_REAL armed) the
+# patterns run unbounded, as they would in PEFT.
+
+#: Time for one config's patterns against its module names. Real configs take milliseconds.
+PATTERN_SECONDS = 2.0
+
+
+class PatternTimeout(Exception):
+    """The time budget ran out; ``pattern`` names the pattern being matched, when it was one."""
+
+    def __init__(self) -> None:
+        super().__init__("the config's patterns did not finish matching in time")
+        self.pattern: str | None = None
+
+
+@contextmanager
+def _time_budget(seconds: float) -> Iterator[None]:
+    """Raise PatternTimeout in the block once ``seconds`` have passed (where a timer can be set)."""
+    if not (
+        hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+        and signal.getitimer(signal.ITIMER_REAL)[0] == 0  # never take over the host's timer
+    ):
+        yield
+        return
+    live = [True]
+
+    def expire(signum, frame):
+        if live[0]:
+            raise PatternTimeout()
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        # The timer can fire between these lines: a late PatternTimeout only means the work
+        # finished just in time, so it is dropped and the restore is retried.
+        while True:
+            try:
+                live[0] = False
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous if previous is not None else signal.SIG_DFL)
+                break
+            except PatternTimeout:
+                continue
+
+
+def _config_match(pattern: str, name: str, shown: str, *, full: bool = False) -> bool:
+    """``re.match`` (``re.fullmatch``) of a pattern built from the config. False when it does
+    not compile (AG716 says so); a timeout names ``shown``, the config value it came from."""
+    try:
+        return (re.fullmatch if full else re.match)(pattern, name) is not None
+    except re.error:
+        return False
+    except PatternTimeout as timeout:
+        timeout.pattern = timeout.pattern or shown
+        raise
+
+
+def _config_patterns(config: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
+    """(field, how a finding names it, the regex PEFT compiles from it) for every pattern in the config."""
+    for field_name in ("target_modules", "exclude_modules"):
+        if isinstance(config.get(field_name), str):
+            yield field_name, f"{field_name} {config[field_name]!r}", config[field_name]
+    for field_name in ("rank_pattern", "alpha_pattern"):
+        if isinstance(config.get(field_name), dict):
+            for key in config[field_name]:
+                yield field_name, f"{field_name} key {key!r}", rf"(.*\.)?({key})$"
+    saved = config.get("modules_to_save")
+    for m in saved if isinstance(saved, list) else ():
+        if isinstance(m, str):
+            yield "modules_to_save", f"modules_to_save entry {m!r}", rf"(^|.*\.){m}($|\..*)"
+    layers, layers_pattern = config.get("layers_to_transform"), config.get("layers_pattern")
+    if layers not in (None, []) and layers_pattern:
+        for p in _layers_patterns(layers_pattern):
+            if isinstance(p, str):
+                yield "layers_pattern", f"layers_pattern {p!r}", rf"(?:^|.*?\.){p}\.(?P<idx>\d+)\."
+
+
 # -- PEFT's matching (tuners_utils.check_target_module_exists, utils.other.get_pattern_key) --
 
 
-def _fullmatch(pattern: str, name: str) -> bool:
-    try:
-        return re.fullmatch(pattern, name) is not None
-    except re.error:
-        return False
+def _fullmatch(pattern: str, name: str, field_name: str) -> bool:
+    return _config_match(pattern, name, f"{field_name} {pattern!r}", full=True)
 
 
-def pattern_key(patterns: dict[str, Any], name: str) -> str | None:
+def pattern_key(patterns: dict[str, Any], name: str, field_name: str = "rank_pattern") -> str | None:
     """The first key of ``rank_pattern``/``alpha_pattern`` that matches module ``name``, in dict order."""
     for key in patterns:
-        try:
-            if re.match(rf"(.*\.)?({key})$", name):
-                return key
-        except re.error:
-            continue
+        if _config_match(rf"(.*\.)?({key})$", name, f"{field_name} key {key!r}"):
+            return key
     return None
+
+
+def _layers_patterns(layers_pattern: Any) -> list:
+    """PEFT's ``layers_pattern``: a string or a list of them (AG004 reports any other type)."""
+    if isinstance(layers_pattern, str):
+        return [layers_pattern]
+    return layers_pattern if isinstance(layers_pattern, list) else []
 
 
 def _layer_index(name: str, layers_pattern: Any) -> int | None:
@@ -118,11 +212,14 @@ def _layer_index(name: str, layers_pattern: Any) -> int | None:
         match = re.match(r".*?\.[^.]*\.(?P<idx>\d+)\.", name)
     else:
         match = None
-        for pattern in [layers_pattern] if isinstance(layers_pattern, str) else layers_pattern:
+        for pattern in _layers_patterns(layers_pattern):
             try:
                 match = re.match(rf"(?:^|.*?\.){pattern}\.(?P<idx>\d+)\.", name)
             except (re.error, TypeError):
                 match = None
+            except PatternTimeout as timeout:
+                timeout.pattern = timeout.pattern or f"layers_pattern {pattern!r}"
+                raise
             if match is not None:
                 break
     return int(match.group("idx")) if match is not None and len(match.group("idx")) < 100 else None
@@ -145,7 +242,7 @@ def _entry_matches(entry: str, name: str, config: dict[str, Any]) -> bool:
 
 def _excluded(name: str, config: dict[str, Any]) -> str | None:
     exclude = config.get("exclude_modules")
-    if isinstance(exclude, str) and _fullmatch(exclude, name):
+    if isinstance(exclude, str) and _fullmatch(exclude, name, "exclude_modules"):
         return "exclude_modules"
     if isinstance(exclude, list) and any(
         isinstance(e, str) and (name == e or name.endswith("." + e)) for e in exclude
@@ -154,13 +251,8 @@ def _excluded(name: str, config: dict[str, Any]) -> str | None:
     saved = config.get("modules_to_save")
     if isinstance(saved, list):
         for m in saved:
-            if not isinstance(m, str):
-                continue
-            try:
-                if re.match(rf"(^|.*\.){m}($|\..*)", name):
-                    return "modules_to_save"
-            except re.error:
-                continue
+            if isinstance(m, str) and _config_match(rf"(^|.*\.){m}($|\..*)", name, f"modules_to_save entry {m!r}"):
+                return "modules_to_save"
     return None
 
 
@@ -181,7 +273,7 @@ def targeted(name: str, config: dict[str, Any]) -> bool:
         return True
     targets = config.get("target_modules")
     if isinstance(targets, str):
-        return _fullmatch(targets, name)
+        return _fullmatch(targets, name, "target_modules")
     return any(isinstance(e, str) and _entry_matches(e, name, config) for e in targets)
 
 
@@ -215,11 +307,31 @@ def run_rules(config: dict[str, Any], shapes: dict[str, tuple[int, ...]] | None,
     """Every PEFT LoRA config rule. ``shapes`` is None when the weights could not be read."""
     _peft_type_rule(config, emit)
     valid = _value_rules(config, emit)
-    if shapes is None:
+    try:
+        with _time_budget(PATTERN_SECONDS):
+            valid -= _invalid_pattern_rule(config, emit)
+            if shapes is None:
+                return
+            tensors = split_tensors(shapes)
+            _stray_rules(tensors, emit)
+            modules = _targeted_rules(config, valid, tensors, emit)
+    except PatternTimeout as timeout:
+        which = timeout.pattern or "the config's patterns"
+        emit(
+            "AG717",
+            f"matching {which} against the module names did not finish in {PATTERN_SECONDS:g} s (a regex that "
+            "backtracks catastrophically); PEFT runs it against every module of the model on load and stalls too; "
+            "the target, rank and DoRA checks were skipped",
+        )
         return
-    tensors = split_tensors(shapes)
+    _modules_to_save_rules(config, tensors, base, emit)
+    if base is not None:
+        base_width_rules(_widths(modules), base, emit)
+
+
+def _targeted_rules(config: dict[str, Any], valid: set[str], tensors: PeftTensors, emit: Emitter) -> dict[str, PeftModule]:
+    """The rules that run the config's patterns; returns the modules PEFT adapts."""
     modules = tensors.modules
-    _stray_rules(tensors, emit)
     if "target_modules" in valid and config.get("target_modules") is not None:
         _coverage_rules(config, tensors, emit)
         modules = {n: m for n, m in modules.items() if targeted(n, config)}
@@ -229,9 +341,27 @@ def run_rules(config: dict[str, Any], shapes: dict[str, tuple[int, ...]] | None,
     if "rank_pattern" in valid and "alpha_pattern" in valid:
         _pattern_key_rules(config, modules, emit)
     _dora_rules(config, modules, emit)
-    _modules_to_save_rules(config, tensors, base, emit)
-    if base is not None:
-        base_width_rules(_widths(modules), base, emit)
+    return modules
+
+
+def _invalid_pattern_rule(config: dict[str, Any], emit: Emitter) -> set[str]:
+    """AG716 for each pattern that does not compile as PEFT wraps it; returns the fields whose
+    checks must be skipped (an invalid targeting pattern leaves the targeted set unknown)."""
+    invalid = set()
+    for field_name, label, regex in _config_patterns(config):
+        try:
+            re.compile(regex)
+        except re.error as exc:
+            emit(
+                "AG716",
+                f"{label} is not a valid regular expression ({exc.msg}, as PEFT wraps it: {regex!r}): "
+                "PeftModel.from_pretrained raises re.error",
+                (field_name,),
+            )
+            invalid.add(field_name)
+    if invalid & {"exclude_modules", "modules_to_save", "layers_pattern"}:
+        invalid.add("target_modules")
+    return invalid
 
 
 def _peft_type_rule(config: dict[str, Any], emit: Emitter) -> None:
@@ -260,6 +390,13 @@ def _value_rules(config: dict[str, Any], emit: Emitter) -> set[str]:
         lambda v: v is None or isinstance(v, str) or (isinstance(v, list) and all(isinstance(e, str) for e in v)),
         "a list of module names or a regex string",
     )
+    check(
+        "layers_pattern",
+        lambda v: v is None or isinstance(v, str) or (isinstance(v, list) and all(isinstance(e, str) for e in v)),
+        "null, a string or a list of strings",
+    )
+    if "layers_pattern" not in valid:
+        valid.discard("target_modules")  # which layers are adapted is unknown
     for key in ("rank_pattern", "alpha_pattern"):
         check(key, lambda v: v is None or (isinstance(v, dict) and all(is_int(x) and x > 0 or is_number(x) for x in v.values())),
               "an object from module pattern to number")
@@ -400,12 +537,7 @@ def _pattern_key_rules(config: dict[str, Any], modules: dict[str, PeftModule], e
         patterns = config.get(field_name) or {}
         unused = []
         for key in patterns:
-            try:
-                compiled = re.compile(rf"(.*\.)?({key})$")
-            except re.error:
-                emit("AG004", f"{field_name} key {key!r} is not a valid regular expression", (field_name,))
-                continue
-            if not any(compiled.match(n) for n in modules):
+            if not any(_config_match(rf"(.*\.)?({key})$", n, f"{field_name} key {key!r}") for n in modules):
                 unused.append(key)
         if unused:
             emit(
