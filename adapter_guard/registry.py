@@ -261,7 +261,7 @@ RULES: dict[str, Rule] = _rules(
     Rule(
         "AG108", "base-width-mismatch", ERROR,
         "a module's width does not match the base model's config.json",
-        "When a base `config.json` is known (beside the adapter, or `--base-model`), the "
+        "When a base `config.json` is known (see the README's Configuration section for where it is looked up), the "
         "input and output widths the tensors imply for the attention and MLP projections, "
         "the embedding and the output head are compared with `hidden_size` and `vocab_size`. "
         "A difference means the adapter was trained for another base: every loader refuses "
