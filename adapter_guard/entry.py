@@ -41,7 +41,7 @@ DEFAULT_OPTIONS = {
 #: click answers shell completion when this is set (``_{PROG}_COMPLETE``).
 _COMPLETE_VAR = "_ADAPTER_GUARD_COMPLETE"
 #: Surrogates other than surrogateescape's U+DC80..U+DCFF (undecodable file-name bytes).
-_LONE_SURROGATE = re.compile("[\ud800-\udc7f\udd00-\udfff]")
+_LONE_SURROGATE = "[\ud800-\udc7f\udd00-\udfff]"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,7 +183,8 @@ def _write(text: str, *, err: bool = False) -> None:
     names that are not UTF-8 go out as the bytes they are."""
     # A lone surrogate that stands for no file-name byte (JSON allows "\ud800")
     # cannot be encoded at all: write it as the escape it came from.
-    text = _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
+    if not text.isascii():  # compiling the pattern costs more than most reports take to write
+        text = re.sub(_LONE_SURROGATE, lambda m: f"\\u{ord(m[0]):04x}", text)
     stream = sys.stderr if err else sys.stdout
     buffer = getattr(stream, "buffer", None)
     if buffer is None:
