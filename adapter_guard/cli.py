@@ -1,4 +1,4 @@
-"""The ``adapter-guard`` command. It only parses options and hands a Settings object to the engine.
+"""The ``adapter-guard`` command in click: options, help and usage errors, then the engine.
 
 Exit codes: 0 nothing remains (including "all fixed"); 1 findings remain,
 ``--diff`` had diffs, or ``--exit-non-zero-on-fix`` fixed something; 2 usage
@@ -7,25 +7,16 @@ or internal error.
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
 import click
 
 from . import __version__
-from .reporters.text import printable
+from .entry import run_command, settings_for
 from .registry import RULES
 
 FORMATS = ("text", "json", "github", "sarif")
-#: Surrogates other than surrogateescape's U+DC80..U+DCFF (undecodable file-name bytes).
-_LONE_SURROGATE = re.compile("[\ud800-\udc7f\udd00-\udfff]")
-
-
-def _split(values: tuple[str, ...]) -> list[str] | None:
-    """``--select AG2,AG301 --select AG4`` -> [AG2, AG301, AG4]; nothing given -> None."""
-    out = [v.strip() for value in values for v in value.split(",") if v.strip()]
-    return out or None
 
 
 def _list_rules(ctx: click.Context, _param, value: bool) -> None:
@@ -87,42 +78,17 @@ def _explain(ctx: click.Context, _param, value: str | None) -> None:
 @click.version_option(__version__, "-V", "--version", prog_name="adapter-guard")
 def cli(paths, select, ignore, exclude, **options) -> None:
     """Lint and fix LoRA adapters (PEFT, mlx-lm, mlx-vlm) against the shapes in their safetensors headers."""
-    settings = settings_from_options(paths, select, ignore, exclude, **options)
-    # Only --fix and --diff use a planned fix here (the Action's own entry point
-    # plans them for its suggestions); a plain lint plans none.
-    settings.plans_fixes = settings.fix or settings.diff
-    try:
-        code = _run(settings)
-    except Exception as exc:  # the one place an unexpected error becomes exit 2
-        if settings.verbose:
-            raise
-        click.echo(
-            f"adapter-guard: internal error: {type(exc).__name__}: {exc} (run with --verbose for the traceback)",
-            err=True,
-        )
-        code = 2
-    sys.exit(code)
+    sys.exit(run_command(settings_from_options(paths, select, ignore, exclude, **options)))
 
 
 def settings_from_options(paths, select, ignore, exclude, **options):
     """The Settings for parsed command-line options (raises click.UsageError)."""
-    from .settings import SettingsError, resolve
+    from .settings import SettingsError
 
     try:
-        settings = resolve(
-            {
-                "paths": list(paths) or [Path(".")],
-                "select": _split(select),
-                "ignore": _split(ignore),
-                "exclude": _split(exclude),
-                **options,
-            }
-        )
+        return settings_for(paths, select, ignore, exclude, **options)
     except SettingsError as exc:
         raise click.UsageError(str(exc)) from None
-    if settings.require_smoke:
-        settings.smoke = True
-    return settings
 
 
 def parse_settings(argv: list[str]):
@@ -134,70 +100,6 @@ def parse_settings(argv: list[str]):
     """
     with cli.make_context("adapter-guard", list(argv)) as ctx:
         return settings_from_options(**ctx.params)
-
-
-def lint(settings) -> list:
-    """Run the engine: one FileResult per config, plus the built-in gpt-oss check when asked."""
-    from .engine import run
-
-    results = run(settings) if settings.paths else []
-    if settings.gpt_oss and not any("gpt-oss" in r.checks for r in results):
-        results.append(_builtin_gpt_oss(settings))
-    return results
-
-
-def _run(settings) -> int:
-    from .engine import exit_code
-    from .reporters import render
-
-    results = lint(settings)
-
-    # Human notices and diffs go to stdout only when stdout is the text report;
-    # a machine format (json, sarif, github) keeps stdout to itself.
-    text = settings.output_format == "text"
-    for result in results:
-        if result.written:
-            _write(f"Fixing {printable(result.path)}\n", err=not text)
-    if settings.output_format == "json":
-        # JSON is a list of findings: a fix that could not be written, and the MLX
-        # checks' report lines, have no place in it, so they go to stderr.
-        for result in results:
-            lines = [result.write_error] if result.write_error else []
-            for line in lines + result.notes:
-                _write(f"{printable(result.path)}: {printable(line)}\n", err=True)
-    if settings.diff:
-        for result in results:
-            if result.diff:
-                _write(result.diff, err=not text)
-    _write(render(settings.output_format, results, fix_mode=settings.fix, verbose=settings.verbose), err=settings.diff and text)
-    return exit_code(results, settings)
-
-
-def _write(text: str, *, err: bool = False) -> None:
-    """Write output exactly: no ANSI stripping (click.echo strips escapes off a
-    non-terminal, which would change a file name in an annotation), and file
-    names that are not UTF-8 go out as the bytes they are."""
-    # A lone surrogate that stands for no file-name byte (JSON allows "\ud800")
-    # cannot be encoded at all: write it as the escape it came from.
-    text = _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
-    stream = sys.stderr if err else sys.stdout
-    buffer = getattr(stream, "buffer", None)
-    if buffer is None:
-        stream.write(text.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
-        return
-    stream.flush()
-    buffer.write(text.encode("utf-8", "surrogateescape"))
-    buffer.flush()
-
-
-def _builtin_gpt_oss(settings):
-    """No adapter has a gpt-oss base: run the regression on the built-in tiny config."""
-    from .findings import FileResult
-    from .mlx.gpt_oss import gpt_oss_findings
-
-    findings, notes = gpt_oss_findings(None, None, base_model=settings.base_model)
-    enabled = settings.enabled
-    return FileResult("<built-in gpt-oss>", [f for f in findings if f.code in enabled], notes=notes)
 
 
 def main(argv: list[str] | None = None) -> int:

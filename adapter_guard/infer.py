@@ -186,48 +186,67 @@ def infer_adapter(tensors: Mapping[str, Sequence[int]]) -> AdapterShape:
     loops are kept plain: one pass to group factors by module, one per module.
     """
     shape = AdapterShape()
-    factors: dict[str, dict[str, Shape]] = {}
+    # One dict per factor, keyed by module path; ``paths`` keeps the modules in
+    # the order their first tensor came (a dict per module costs more).
+    paths: dict[str, None] = {}
+    factor_a: dict[str, Sequence[int]] = {}
+    factor_b: dict[str, Sequence[int]] = {}
+    factor_m: dict[str, Sequence[int]] = {}
+    foreign = shape.foreign
     for name, dims in tensors.items():
         module, _, leaf = name.rpartition(".")
-        if leaf in ADAPTER_LEAVES and module:
-            group = factors.get(module)
-            if group is None:
-                group = factors[module] = {}
-            group[leaf] = dims
+        if not module:
+            foreign.append(name)
+        elif leaf == "lora_a":
+            factor_a[module] = dims
+            paths[module] = None
+        elif leaf == "lora_b":
+            factor_b[module] = dims
+            paths[module] = None
+        elif leaf == "m":
+            factor_m[module] = dims
+            paths[module] = None
         else:
-            shape.foreign.append(name)
+            foreign.append(name)
 
-    for path, group in factors.items():
-        a, b, m = group.get("lora_a"), group.get("lora_b"), group.get("m")
+    modules, ranks, unpaired, contradicted = shape.modules, shape.ranks, shape.unpaired, shape.contradicted
+    layer_indices, relative_keys, outer_keys = shape.layer_indices, shape.relative_keys, shape.outer_keys
+    for path in paths:
+        a, b, m = factor_a.get(path), factor_b.get(path), factor_m.get(path)
         # Header shapes are already tuples; live-module shapes may be lists.
         if a is not None and type(a) is not tuple:
             a = tuple(a)
         if b is not None and type(b) is not tuple:
             b = tuple(b)
-        if m is not None and type(m) is not tuple:
-            m = tuple(m)
-        entry = shape.modules[path] = ModuleShapes(path, a, b, m)
         if m is not None:
             shape.has_m = True
+            if type(m) is not tuple:
+                m = tuple(m)
+        entry = modules[path] = ModuleShapes(path, a, b, m)
         # layer_path() and _infer_rank(), inlined: this loop runs for every module.
         located = _cached_layer_path(path) if len(path) <= MAX_CACHED_PATH else _split_layer_path(path)
         if located is None:
-            shape.outer_keys.add(path)
+            outer_keys.add(path)
         else:
-            indices = shape.layer_indices.get(located.prefix)
+            indices = layer_indices.get(located.prefix)
             if indices is None:
-                indices = shape.layer_indices[located.prefix] = set()
+                indices = layer_indices[located.prefix] = set()
             indices.add(located.index)
-            shape.relative_keys.add(located.relative)
+            relative_keys.add(located.relative)
         if a is None or b is None:
             if a is not None or b is not None:
-                shape.unpaired[path] = "lora_a" if a is not None else "lora_b"
+                unpaired[path] = "lora_a" if a is not None else "lora_b"
             continue
         entry.rank = rank = _cached_rank(a, b) if len(a) + len(b) <= MAX_CACHED_DIMS else _rank_of(a, b)
-        if rank.rank is None:
-            shape.contradicted[path] = rank.reason or "contradicted"
+        value = rank.rank
+        if value is None:
+            contradicted[path] = rank.reason or "contradicted"
         else:
-            shape.ranks.setdefault(rank.rank, []).append(path)
+            same = ranks.get(value)
+            if same is None:
+                ranks[value] = [path]
+            else:
+                same.append(path)
     return shape
 
 

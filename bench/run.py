@@ -27,6 +27,8 @@ single-core CI runner is covered too:
   config (what a pre-commit hook on the staged files costs);
 - ``adapter-guard`` on the huge adapter and on the small one;
 - ``adapter-guard --version``;
+- one adapter with an option (``--fail-on warning``, the default): the command
+  line goes through click, which a plain ``adapter-guard PATHS`` skips;
 - with the ``mlx`` extra: ``--smoke`` on the bundled tiny llama adapter, and
   ``--gpt-oss`` on its built-in tiny model (``bench/smoke_bench.py`` and
   ``bench/gpt_oss_bench.py`` break those down into import and check time).
@@ -202,6 +204,8 @@ def main() -> int:
         "header bytes only": [sys.executable, "-c", READ_ONLY, str(many)],
         "json.loads of headers, no output": [sys.executable, "-c", PARSE_ONLY, str(many)],
         "adapter-guard (one adapter)": [guard, configs[0]],
+        # Any option sends the command line through click (adapter_guard.cli); a plain one does not.
+        "adapter-guard --fail-on warning (one)": [guard, "--fail-on", "warning", configs[0]],
         "check-json (one config)": [tool("check-json"), configs[0]],
         "adapter-guard (huge adapter)": [guard, str(CORPUS / "huge")],
         "adapter-guard (small adapter)": [guard, str(CORPUS / "small")],
@@ -263,6 +267,8 @@ def main() -> int:
                  "msgspec of headers, no output"):
         if name in med:
             print(f"  {'adapter-guard / ' + name:<54} {corpus / med[name]:6.2f}x")
+    click_one = med["adapter-guard --fail-on warning (one)"] / med["check-json (one config)"]
+    print(f"  {'one adapter with an option (through click) / check-json':<54} {click_one:6.2f}x")
     return 0
 
 

@@ -1,11 +1,13 @@
 """The fast paths change nothing but the time: the same findings, diffs and exit codes.
 
-A plain lint takes three shortcuts (issue 12): headers parsed with msgspec
+A plain lint takes four shortcuts (issue 12): headers parsed with msgspec
 from ``engine.FAST_HEADER_THRESHOLD`` files on, the files split over forked
-processes from ``engine.PARALLEL_THRESHOLD`` on, and no fix planning unless a
-fix is written or a diff shown. Each is held here to the plain path on one
-tree holding every corpus the suite has: the real PEFT, mlx-vlm and legacy
-writers' adapters, the examples, and generated hostile adapters.
+processes from ``engine.PARALLEL_THRESHOLD`` on, no fix planning unless a
+fix is written or a diff shown, and a console script (``adapter_guard.entry``)
+that answers ``--version`` and ``adapter-guard PATHS...`` without click. Each is
+held here to the plain path on one tree holding every corpus the suite has: the
+real PEFT, mlx-vlm and legacy writers' adapters, the examples, and generated
+hostile adapters.
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
-from adapter_guard import engine, readers, safetensors_fast, safetensors_header
+from adapter_guard import cli, engine, entry, readers, safetensors_fast, safetensors_header
 from adapter_guard.engine import exit_code
 from adapter_guard.reporters import render
 from adapter_guard.settings import Settings
@@ -128,3 +133,73 @@ def test_one_usable_core_means_no_fork(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(32)))
     assert engine._workers(10_000, Settings()) == 8
     assert engine._workers(engine.PARALLEL_THRESHOLD - 1, Settings()) == 1
+
+
+# -- the console script without click ----------------------------------------------------------
+
+
+def outputs(main, argv: list[str], capfd) -> tuple[int, str, str]:
+    """Exit code, stdout and stderr (at the file descriptors) of one in-process run."""
+    capfd.readouterr()
+    code = main(argv)
+    out, err = capfd.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--version"], ["-V"], [], ["."], ["peft", "examples"], ["hostile/adapter-000/adapter_config.json"],
+        ["no/such/path"], ["examples", "--output-format", "json"], ["--bogus"], ["--", "examples"], ["-"], [""],
+        ["--version", "examples"], ["-h"],
+    ],
+    ids=lambda argv: " ".join(argv) or "no arguments",
+)
+def test_the_console_script_answers_as_click_does(tree, monkeypatch, capfd, argv):
+    monkeypatch.chdir(tree)
+    assert outputs(entry.main, argv, capfd) == outputs(cli.main, argv, capfd)
+
+
+def test_a_settings_error_is_clicks_usage_error(tmp_path, monkeypatch, capfd):
+    (tmp_path / "pyproject.toml").write_text('[tool.adapter-guard]\nno-such-key = 1\n')
+    monkeypatch.chdir(tmp_path)
+    code, out, err = outputs(entry.main, ["."], capfd)
+    assert (code, out, err) == outputs(cli.main, ["."], capfd)
+    assert code == 2 and err.startswith("Usage: adapter-guard") and "no-such-key" in err
+
+
+def test_shell_completion_is_left_to_click(tree, monkeypatch, capfd):
+    monkeypatch.chdir(tree)
+    monkeypatch.setenv("_ADAPTER_GUARD_COMPLETE", "bash_complete")
+    monkeypatch.setenv("COMP_WORDS", "adapter-guard --fi")
+    monkeypatch.setenv("COMP_CWORD", "1")
+    assert outputs(entry.main, ["--version"], capfd)[1:] == outputs(cli.main, ["--version"], capfd)[1:]
+    assert "--fix" in outputs(entry.main, ["--version"], capfd)[1]
+
+
+def test_a_plain_lint_uses_clicks_defaults():
+    with cli.cli.make_context("adapter-guard", ["x"]) as ctx:
+        params = dict(ctx.params)
+    assert {key: params.pop(key) for key in ("paths", "select", "ignore", "exclude")} == {
+        "paths": (Path("x"),), "select": (), "ignore": (), "exclude": ()
+    }
+    assert params == entry.DEFAULT_OPTIONS
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["-V"], ["examples"]])
+def test_version_and_a_plain_lint_do_not_import_click(tree, argv):
+    child = "import sys; from adapter_guard.entry import main; main(sys.argv[1:]); print('click' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", child, *argv], cwd=tree, capture_output=True, text=True)
+    assert proc.stdout.splitlines()[-1] == "False"
+
+
+def test_an_option_still_goes_through_click(tree):
+    child = "import sys; from adapter_guard.entry import main; main(sys.argv[1:]); print('click' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", child, "--fail-on", "never", "examples"], cwd=tree,
+                          capture_output=True, text=True)
+    assert proc.stdout.splitlines()[-1] == "True"
+
+
+def test_the_installed_command_is_the_click_free_entry():
+    pyproject = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())
+    assert pyproject["project"]["scripts"]["adapter-guard"] == "adapter_guard.entry:main"

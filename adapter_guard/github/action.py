@@ -233,7 +233,7 @@ def run(env: Mapping[str, str] = os.environ, *, client=None) -> int:
     except InputError as exc:
         print(command("error", str(exc), title="adapter-guard"), flush=True)
         return 2
-    from ..cli import lint
+    from ..entry import lint
     from ..engine import exit_code
 
     notes: list[str] = []
