@@ -230,8 +230,8 @@ def test_unreadable_weights_are_ag102_simulated(repo, monkeypatch):
         ("AG102", "`adapters.safetensors`: cannot open: permission denied")]
 
 
-def test_a_read_only_filesystem_fails_the_fix_cleanly_simulated(repo, monkeypatch):
-    path = write_adapter(repo / "adapter", NEEDS_FIX)
+def _read_only(monkeypatch, path):
+    """``os.replace`` onto ``path`` fails as on a read-only file system."""
     real_replace = os.replace
 
     def read_only(source, destination, *args, **kwargs):
@@ -240,6 +240,11 @@ def test_a_read_only_filesystem_fails_the_fix_cleanly_simulated(repo, monkeypatc
         return real_replace(source, destination, *args, **kwargs)
 
     monkeypatch.setattr(os, "replace", read_only)
+
+
+def test_a_read_only_filesystem_fails_the_fix_cleanly_simulated(repo, monkeypatch):
+    path = write_adapter(repo / "adapter", NEEDS_FIX)
+    _read_only(monkeypatch, path)
     run = run_cli(path, "--fix")
     assert exit_problems(run) == [] and run.code == 1
     assert f"{path}: not fixed: cannot write {path}: Read-only file system" in run.out
@@ -249,14 +254,7 @@ def test_a_read_only_filesystem_fails_the_fix_cleanly_simulated(repo, monkeypatc
 
 def test_json_output_says_on_stderr_that_a_fix_was_not_written(repo, monkeypatch):
     path = write_adapter(repo / "adapter", NEEDS_FIX)
-    real_replace = os.replace
-
-    def read_only(source, destination, *args, **kwargs):
-        if os.fspath(destination) == os.fspath(path):
-            raise OSError(errno.EROFS, "Read-only file system")
-        return real_replace(source, destination, *args, **kwargs)
-
-    monkeypatch.setattr(os, "replace", read_only)
+    _read_only(monkeypatch, path)
     run = run_cli(path, "--fix", "--output-format", "json")
     assert exit_problems(run) == [] and run.code == 1
     assert f"{path}: not fixed: cannot write {path}: Read-only file system" in run.err
