@@ -63,6 +63,9 @@ def _explain(ctx: click.Context, _param, value: str | None) -> None:
               help="Local base model directory (config.json, weights optional).")
 @click.option("--fetch-base-config", is_flag=True, default=None,
               help="Fetch only the base model's config.json from the Hugging Face Hub when no local copy is found (needs [hub]).")
+@click.option("--target", "targets", multiple=True, metavar="NAME[@VERSION][:KEY=VALUE]",
+              help="Also check that the adapter loads on this runtime: mlx-lm, mlx-vlm, peft, vllm, llama.cpp "
+                   "(repeatable; e.g. vllm:max_lora_rank=64, mlx-lm@0.18).")
 @click.option("--smoke", is_flag=True, help="Reload each adapter with stock mlx-lm and check its behaviour (needs [mlx]).")
 @click.option("--require-smoke", is_flag=True, help="Fail when the smoke test had to be skipped.")
 @click.option("--gpt-oss", "gpt_oss", is_flag=True, help="Run the gpt-oss sliding-window attention regression (needs [mlx]).")

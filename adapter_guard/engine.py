@@ -114,6 +114,10 @@ def _lint(
         base=base.config if base else None, total_layers=base.num_layers if base else None,
         base_source=base.describe() if base else None, no_base_reason=lookup.reason, base_modules=read.base_modules,
     )
+    if settings.targets:
+        from .targets import check_targets
+
+        checked += check_targets(settings.targets, config, detection.format.value, read.files, spath)
     if doc.duplicates:
         # Which of two same-named members was meant is not a fix's call: leave them.
         duplicated = [obj + (key,) for obj, key in doc.duplicates]
@@ -223,6 +227,10 @@ def process(path: Path, settings: Settings) -> FileResult:
         if found or lines:  # ([], []) means the adapter's base is not gpt-oss
             result.checks.add("gpt-oss")
 
+    if settings.targets:
+        from .targets import matrix_cell
+
+        result.targets = {t.label: matrix_cell(t, result.format, result.findings) for t in settings.targets}
     if doc is not None:
         for finding in result.findings:
             if finding.line is None:

@@ -52,7 +52,7 @@ class Finding:
         return self.fix is not None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "code": self.code,
             "name": self.name,
             "severity": self.severity,
@@ -64,6 +64,9 @@ class Finding:
             "fixed": self.fixed,
             "url": self.rule.url,
         }
+        if "target" in self.extra:  # a runtime target's finding (--target): which target
+            data["target"] = self.extra["target"]
+        return data
 
 
 @dataclass
@@ -82,6 +85,8 @@ class FileResult:
     notes: list[str] = field(default_factory=list)
     #: The deep checks that actually ran on this adapter ("smoke", "gpt-oss").
     checks: set[str] = field(default_factory=set)
+    #: Per --target label, the adapter's verdict there: "ok", "warns", "fails" or "n/a" (targets.matrix_cell).
+    targets: dict[str, str] = field(default_factory=dict)
     #: The adapter's format as detected ("mlx-lm", "peft-lora", ...; see formats.detect), None when
     #: the config could not be read or parsed.
     format: str | None = None

@@ -15,6 +15,8 @@ Codes are grouped by hundreds, so ``--select AG1`` picks a whole family:
 - AG6xx  the gpt-oss attention regression (``--gpt-oss``)
 - AG7xx  Hugging Face PEFT LoRA adapters, in PEFT's words (``r``, ``target_modules``)
 - AG8xx  mlx-vlm, mlx-lm before 0.19, ``adapters.npz`` and converted adapters
+- AG9xx  runtime targets (``--target``): AG90x vLLM, AG91x llama.cpp, AG92x PEFT versions,
+         AG93x mlx-lm versions, AG94x mlx-vlm versions; the tables are in ``adapter_guard.targets``
 
 AG1xx-AG4xx speak mlx-lm's words and run on mlx-lm adapters (unsloth's MLX
 adapters included); each other format gets its own family, so a fix never
@@ -730,6 +732,20 @@ RULES: dict[str, Rule] = _rules(
         "widths the model does not have. No rank is ever inferred from such a pair; transpose "
         "both factors and re-check.",
     ),
+    # -- AG90x: the vLLM target (adapter_guard/targets/vllm.py) ------------------------
+    # (end of AG90x)
+    #
+    # -- AG91x: the llama.cpp target (adapter_guard/targets/llama_cpp.py) --------------
+    # (end of AG91x)
+    #
+    # -- AG92x: the PEFT target (adapter_guard/targets/peft.py) ------------------------
+    # (end of AG92x)
+    #
+    # -- AG93x: the mlx-lm target (adapter_guard/targets/mlx_lm.py) --------------------
+    # (end of AG93x)
+    #
+    # -- AG94x: the mlx-vlm target (adapter_guard/targets/mlx_vlm.py) ------------------
+    # (end of AG94x)
 )
 
 

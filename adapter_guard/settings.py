@@ -16,7 +16,7 @@ from .registry import enabled_codes, unknown_selectors
 
 CONFIG_KEYS = {
     "select", "ignore", "exclude", "extend-exclude", "unsafe-fixes", "base-model", "fetch-base-config", "fail-on",
-    "lfs-headers", "lfs-credentials",
+    "lfs-headers", "lfs-credentials", "targets",
 }
 FAIL_ON = ("error", "warning", "info", "never")
 
@@ -51,6 +51,8 @@ class Settings:
     lfs_headers: bool | None = None
     #: Answer the LFS server's 401 with git's credential helper (opt-in).
     lfs_credentials: bool = False
+    #: Runtime targets (``--target`` / ``targets``), parsed (``adapter_guard.targets.Target``).
+    targets: list = field(default_factory=list)
     #: Whether fixes are planned (and diffs made) when nothing is written: for
     #: --diff, the markdown report and the GitHub outputs. The CLI turns it off
     #: for a plain lint, which then skips re-linting every fixed text.
@@ -113,6 +115,9 @@ def load_pyproject(path: Path) -> dict[str, Any]:
         value = table.get(key)
         if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
             raise SettingsError(f"{path}: [tool.adapter-guard] {key} must be a list of strings")
+    value = table.get("targets")
+    if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        raise SettingsError(f"{path}: [tool.adapter-guard] targets must be a list of strings, like [\"vllm:max_lora_rank=64\"]")
     for key in ("unsafe-fixes", "fetch-base-config", "lfs-headers", "lfs-credentials"):
         if key in table and not isinstance(table[key], bool):
             raise SettingsError(f"{path}: [tool.adapter-guard] {key} must be true or false")
@@ -121,6 +126,22 @@ def load_pyproject(path: Path) -> dict[str, Any]:
     if table.get("fail-on", "warning") not in FAIL_ON:
         raise SettingsError(f"{path}: [tool.adapter-guard] fail-on must be one of {', '.join(FAIL_ON)}")
     return table
+
+
+def _targets(specs: list[str], origin: str) -> list:
+    """Parse target specs (importing the profiles only when there are some)."""
+    from .targets import TargetError, parse_target
+
+    targets = []
+    for spec in specs:
+        try:
+            target = parse_target(spec)
+        except TargetError as exc:
+            raise SettingsError(f"{origin}: {exc}") from None
+        if any(t.label == target.label for t in targets):
+            continue
+        targets.append(target)
+    return targets
 
 
 def resolve(cli: dict[str, Any], cwd: Path | None = None) -> Settings:
@@ -140,6 +161,8 @@ def resolve(cli: dict[str, Any], cwd: Path | None = None) -> Settings:
         settings.fetch_base_config = table.get("fetch-base-config", False)
         settings.lfs_headers = table.get("lfs-headers")
         settings.lfs_credentials = table.get("lfs-credentials", False)
+        if table.get("targets"):
+            settings.targets = _targets(table["targets"], f"targets in {pyproject}")
         if "base-model" in table:
             settings.base_model = (base / os.path.expanduser(table["base-model"])).resolve()
             settings.base_model_origin = f"base-model in {pyproject}"
@@ -151,6 +174,9 @@ def resolve(cli: dict[str, Any], cwd: Path | None = None) -> Settings:
         elif key in ("select", "ignore"):
             if value:
                 setattr(settings, key, list(value))
+        elif key == "targets":
+            if value:
+                settings.targets = _targets(value, "--target")
         elif key == "base_model":
             settings.base_model, settings.base_model_origin = value, "--base-model"
         else:
