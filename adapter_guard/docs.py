@@ -1,8 +1,8 @@
 """Generate the rule documentation from the registry.
 
-    python -m adapter_guard.docs   # rewrites the README table and docs/rules.md
+    python -m adapter_guard.docs   # rewrites the README table, docs/rules.md and docs/targets.md
 
-A test fails when either drifts from ``registry.RULES``.
+A test fails when any of them drifts from ``registry.RULES`` or the target profiles.
 """
 
 from __future__ import annotations
@@ -50,6 +50,50 @@ def rules_reference() -> str:
     return "\n".join(parts)
 
 
+def targets_reference() -> str:
+    """docs/targets.md: every target profile's table, with each rule's versions and source."""
+    from .targets import PROFILES
+
+    parts = [
+        "# Runtime targets",
+        "",
+        "Generated from the profiles in `adapter_guard/targets/` by `python -m adapter_guard.docs`.",
+        "",
+        "`adapter-guard --target NAME[@VERSION][:KEY=VALUE,...]` (repeatable), or `targets = [...]` in",
+        "`[tool.adapter-guard]`, also checks that each adapter loads on that runtime. Without a version the",
+        "profile's newest checked release is assumed. A rule applies when the target version is in its range;",
+        "its finding names the target and the version, and a target finding never changes what the format",
+        "rules say. The PR comment and the step summary show the verdicts as a matrix: adapters down the",
+        "side, targets across.",
+        "",
+    ]
+    for profile in PROFILES.values():
+        loads = ", ".join(f"`{f}`" for f in sorted(profile.loads))
+        options = ", ".join(f"`{k}`" + (f" (default {v})" if v is not None else "") for k, v in profile.options.items())
+        parts += [
+            f"## {profile.name}",
+            "",
+            f"- Runtime: {profile.display} ({profile.package}); newest release checked: `{profile.latest}`.",
+            f"- Loads these formats: {loads}.",
+        ]
+        if options:
+            parts.append(f"- Options: {options}.")
+        parts.append("")
+        if profile.notes:
+            parts += [profile.notes, ""]
+        rules = ([profile.wrong_format] if profile.wrong_format else []) + list(profile.rules)
+        if rules:
+            parts += ["| Code | Rule | Versions | What fails | Source |", "| --- | --- | --- | --- | --- |"]
+            for row in rules:
+                rule = RULES[row.code]
+                parts.append(
+                    f"| [{rule.code}](rules.md#{_anchor(rule)}) | `{rule.name}` | `{_cell(row.versions)}` "
+                    f"| {_cell(row.fails)} | [{_cell(row.source)}]({row.url}) |"
+                )
+            parts.append("")
+    return "\n".join(parts)
+
+
 def splice_readme(text: str) -> str:
     pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
     return pattern.sub(lambda _: f"{BEGIN}\n{rule_table()}\n{END}", text)
@@ -60,6 +104,7 @@ def main(root: Path = Path(".")) -> int:
     readme.write_text(splice_readme(readme.read_text(encoding="utf-8")), encoding="utf-8")
     (root / "docs").mkdir(exist_ok=True)
     (root / "docs" / "rules.md").write_text(rules_reference(), encoding="utf-8")
+    (root / "docs" / "targets.md").write_text(targets_reference(), encoding="utf-8")
     return 0
 
 

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from adapter_guard.docs import rule_table, rules_reference, splice_readme
+from adapter_guard.docs import rule_table, rules_reference, splice_readme, targets_reference
 from adapter_guard.registry import RULES, Fixability
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -16,6 +16,30 @@ def test_readme_rule_table_matches_the_registry():
 
 def test_rules_reference_matches_the_registry():
     assert (ROOT / "docs" / "rules.md").read_text(encoding="utf-8") == rules_reference()
+
+
+def test_targets_reference_matches_the_profiles():
+    assert (ROOT / "docs" / "targets.md").read_text(encoding="utf-8") == targets_reference(), (
+        "run: python -m adapter_guard.docs"
+    )
+
+
+def test_every_target_rule_is_registered_and_cites_its_source():
+    from adapter_guard.targets import PROFILES
+    from adapter_guard.targets.model import check_range
+
+    seen = set()
+    for profile in PROFILES.values():
+        rows = ([profile.wrong_format] if profile.wrong_format else []) + list(profile.rules)
+        for row in rows:
+            assert row.code in RULES and row.code.startswith("AG9"), row.code
+            assert row.code not in seen, f"{row.code} is in two profiles"
+            seen.add(row.code)
+            check_range(row.versions)
+            assert row.source and row.url.startswith("https://"), f"{row.code} names no source"
+            assert row.fails, f"{row.code} says nothing for docs/targets.md"
+    target_codes = {code for code in RULES if code.startswith("AG9")}
+    assert target_codes <= seen, f"registered but in no profile: {sorted(target_codes - seen)}"
 
 
 def test_every_rule_has_a_kebab_case_name_and_a_grouped_code():

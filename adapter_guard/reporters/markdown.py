@@ -136,6 +136,19 @@ def summary_line(results: Sequence[FileResult], *, fix_mode: bool, scope: str = 
     return line
 
 
+#: How a target verdict (targets.matrix_cell) shows in the compatibility matrix.
+#: A cell counts the target's own findings only; the Format column flags the adapter's own errors.
+MATRIX_CELLS = {"ok": "✅ ok", "warns": "⚠️ warns", "fails": "❌ fails", "n/a": "— not judged"}
+
+
+def target_labels(results: Sequence[FileResult]) -> list[str]:
+    """The --target labels of a run, in the order given (the matrix's columns)."""
+    labels: dict[str, None] = {}
+    for result in results:
+        labels.update(dict.fromkeys(result.targets))
+    return list(labels)
+
+
 def _row(finding: Finding) -> str:
     rule = finding.rule
     where = escape(report_path(finding.path), max_length=_CELL_MAX) if is_file_path(finding.path) else "—"
@@ -180,7 +193,7 @@ def render_report(
     tail = _sendable(f"\n{footer}\n") if footer else ""
     budget = limit - _size(head) - _size(tail) - _TRUNCATION_RESERVE
     body: list[str] = []
-    left_out = {"finding": 0, "suggested change": 0, "note": 0}
+    left_out = {"matrix row": 0, "finding": 0, "suggested change": 0, "note": 0}
 
     def add(piece: str, kind: str | None = None) -> None:
         """Append ``piece`` if it fits; ``kind`` names what is counted when it does not."""
@@ -192,6 +205,16 @@ def render_report(
         elif kind:
             left_out[kind] += 1
 
+    labels = target_labels(results)
+    if labels:
+        add("\n#### Will it load there?\n\n| Adapter | Format | " + " | ".join(f"`{escape(label)}`" for label in labels) + " |\n")
+        add("| --- | --- |" + " :---: |" * len(labels) + "\n")
+        for result in results:
+            if result.targets:
+                cells = " | ".join(MATRIX_CELLS[result.targets.get(label, "n/a")] for label in labels)
+                own = any(f.severity == "error" and not f.fixed and "target" not in f.extra for f in result.findings)
+                fmt = f"`{escape(result.format or 'unreadable')}`" + (" ❌ own errors" if own else "")
+                add(f"| {escape(report_path(result.path), max_length=_CELL_MAX)} | {fmt} | {cells} |\n", "matrix row")
     remaining = _remaining(results)
     if remaining:
         add("\n| Code | Rule | File | Line | Message |\n| --- | --- | --- | --- | --- |\n")

@@ -36,6 +36,34 @@ def _path(path: str) -> str:
     return "./" + path if path.startswith(":") else path
 
 
+#: How many failing adapters a target line names before it says "and N more".
+_TARGET_NAMES = 3
+
+
+def _targets(results: list[FileResult]) -> list[str]:
+    """One line per --target: how many adapters have no problem there, and which fail.
+    Only the target's own findings count; an adapter's format findings are listed above."""
+    labels: dict[str, None] = {}
+    for result in results:
+        labels.update(dict.fromkeys(result.targets))
+    lines = []
+    for label in labels:
+        verdicts = [(r.path, r.targets[label]) for r in results if label in r.targets]
+        counts = [(n, word) for word, n in (
+            ("ok", sum(v == "ok" for _, v in verdicts)),
+            ("warn", sum(v == "warns" for _, v in verdicts)),
+            ("fail", sum(v == "fails" for _, v in verdicts)),
+            ("not judged", sum(v == "n/a" for _, v in verdicts)),
+        ) if n]
+        line = f"target {printable(label)}: " + ", ".join(f"{n} {word}" for n, word in counts)
+        failing = [_path(p) for p, v in verdicts if v == "fails"]
+        if failing:
+            more = f" and {len(failing) - _TARGET_NAMES} more" if len(failing) > _TARGET_NAMES else ""
+            line += f" ({', '.join(failing[:_TARGET_NAMES])}{more} fail)"
+        lines.append(line)
+    return lines
+
+
 def render(results: list[FileResult], *, fix_mode: bool, verbose: bool = False) -> str:
     lines: list[str] = []
     remaining = fixed = safe = unsafe = 0
@@ -64,6 +92,7 @@ def render(results: list[FileResult], *, fix_mode: bool, verbose: bool = False) 
     # The GitHub runner reads a line starting with "::" (or the older "##[") as a workflow
     # command; "./" in front keeps a file named "::error ..." the same path, and inert.
     lines = [f"./{line}" if line.lstrip().startswith(("::", "##[")) else line for line in lines]
+    lines += _targets(results)
     checked = len(results)
     noun = "file" if checked == 1 else "files"
     if remaining == 0:
