@@ -14,6 +14,7 @@ from pathlib import Path
 from .registry import RULES
 
 BEGIN, END = "<!-- rules-table:begin -->", "<!-- rules-table:end -->"
+TARGETS_BEGIN, TARGETS_END = "<!-- targets-summary:begin -->", "<!-- targets-summary:end -->"
 
 
 def _cell(text: str) -> str:
@@ -94,9 +95,24 @@ def targets_reference() -> str:
     return "\n".join(parts)
 
 
+def targets_summary() -> str:
+    """The README's table of targets: one row per profile."""
+    from .targets import PROFILES
+
+    rows = ["| target | runtime | newest release checked | loads | rules |", "| --- | --- | --- | --- | --- |"]
+    for profile in PROFILES.values():
+        codes = ([profile.wrong_format] if profile.wrong_format else []) + list(profile.rules)
+        listed = ", ".join(f"[{r.code}](docs/targets.md#{profile.name.replace('.', '')})" for r in codes) or "none yet"
+        loads = ", ".join(f"`{f}`" for f in sorted(profile.loads))
+        rows.append(f"| `{profile.name}` | {profile.display} | `{profile.latest}` | {loads} | {listed} |")
+    return "\n".join(rows)
+
+
 def splice_readme(text: str) -> str:
     pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
-    return pattern.sub(lambda _: f"{BEGIN}\n{rule_table()}\n{END}", text)
+    text = pattern.sub(lambda _: f"{BEGIN}\n{rule_table()}\n{END}", text)
+    pattern = re.compile(re.escape(TARGETS_BEGIN) + ".*?" + re.escape(TARGETS_END), re.S)
+    return pattern.sub(lambda _: f"{TARGETS_BEGIN}\n{targets_summary()}\n{TARGETS_END}", text)
 
 
 def main(root: Path = Path(".")) -> int:

@@ -14,6 +14,12 @@ def test_readme_rule_table_matches_the_registry():
     assert splice_readme(readme) == readme
 
 
+def test_readme_targets_table_matches_the_profiles():
+    from adapter_guard.docs import targets_summary
+
+    assert targets_summary() in (ROOT / "README.md").read_text(encoding="utf-8"), "run: python -m adapter_guard.docs"
+
+
 def test_rules_reference_matches_the_registry():
     assert (ROOT / "docs" / "rules.md").read_text(encoding="utf-8") == rules_reference()
 
