@@ -519,3 +519,13 @@ def test_the_install_step_holds_no_token_and_pins_versions():
     assert re.search(r'"adapter-guard\[github\]==[\d.]+" "PyGithub==[\d.]+"', install["run"])
     [post] = [s for s in steps if "post_artifact" in s.get("run", "")]
     assert "pip" not in post["run"]
+
+
+def test_a_target_in_args_puts_the_matrix_in_the_step_summary(tmp_path, monkeypatch):
+    """`args: --target peft` on an mlx-lm adapter: PEFT cannot load it, and the summary's matrix says so."""
+    shutil.copytree(EXAMPLE_ADAPTER, tmp_path / "w" / "a")
+    monkeypatch.chdir(tmp_path / "w")
+    assert action.run(action_env(tmp_path, ADAPTER_GUARD_ARGS="--target peft")) == 1
+    summary = (tmp_path / "summary.md").read_text()
+    assert "#### Will it load there?" in summary and "| Adapter | Format | `peft` |" in summary
+    assert re.search(r"^\| a/adapter\\_config\.json \| `mlx-lm` ❌ own errors \| ❌ fails \|$", summary, re.M), summary

@@ -57,6 +57,13 @@ def artifact_uri(path: str) -> dict[str, str]:
 
 
 def _result(finding: Finding, adapter_format: str | None) -> dict[str, Any]:
+    properties = {
+        "fixable": finding.fixable,
+        "fixApplicability": finding.fix.applicability.value if finding.fix else None,
+        "adapterFormat": adapter_format,
+    }
+    if "target" in finding.extra:  # a runtime target's finding (--target)
+        properties["target"] = finding.extra["target"]
     return {
         "ruleId": finding.code,
         "ruleIndex": _RULE_INDEX[finding.code],
@@ -70,11 +77,7 @@ def _result(finding: Finding, adapter_format: str | None) -> dict[str, Any]:
                 }
             }
         ],
-        "properties": {
-            "fixable": finding.fixable,
-            "fixApplicability": finding.fix.applicability.value if finding.fix else None,
-            "adapterFormat": adapter_format,
-        },
+        "properties": properties,
     }
 
 
