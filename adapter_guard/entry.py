@@ -36,6 +36,7 @@ DEFAULT_OPTIONS = {
     "gpt_oss": False,
     "lfs_headers": None,
     "lfs_credentials": None,
+    "targets": (),
     "verbose": False,
 }
 #: click answers shell completion when this is set (``_{PROG}_COMPLETE``).

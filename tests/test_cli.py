@@ -138,7 +138,7 @@ def test_pyproject_settings_apply_and_cli_overrides(tmp_path, capsys, monkeypatc
     (tmp_path / "pyproject.toml").write_text('[tool.adapter-guard]\nignore = ["AG202"]\n')
     monkeypatch.chdir(tmp_path)
     assert main(["."]) == 0
-    assert main([".", "--ignore", "AG9"]) == 2  # unknown selector is a usage error
+    assert main([".", "--ignore", "AG99"]) == 2  # unknown selector is a usage error
     capsys.readouterr()
     assert main([".", "--select", "ALL", "--ignore", "AG301"]) == 1
 
