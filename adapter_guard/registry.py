@@ -776,8 +776,8 @@ RULES: dict[str, Rule] = _rules(
     Rule(
         "AG943", "mlx-vlm-text-model-tensors", ERROR,
         "an mlx-lm adapter's tensors bind to nothing in mlx-vlm",
-        "Every model mlx-vlm builds (text-only ones included, since 0.6.14 removed the mlx-lm "
-        "fallback) roots its language model at `language_model.`, and `apply_lora_layers` loads "
+        "Every generative model mlx-vlm builds (text-only ones included, since 0.6.14 removed "
+        "the mlx-lm fallback) roots its language model at `language_model.`, and `apply_lora_layers` loads "
         "with `strict=False` from the model root: tensors named `model.layers...`, as mlx-lm "
         "writes them, are skipped, and the adapter has no effect, without an error "
         "(block-relative `keys` such as `self_attn.q_proj` raise AttributeError instead). MLX "

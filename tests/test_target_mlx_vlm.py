@@ -342,3 +342,22 @@ def test_every_rule_is_registered_as_an_error_with_a_tagged_source_link():
         check_range(rule.versions)
         assert rule.url.startswith("https://github.com/Blaizzy/mlx-vlm/blob/v0.")
         assert "#L" in rule.url and rule.fails
+
+
+def test_a_text_model_tensor_beside_the_vlms_own_is_named_and_counted(samples, tmp_path):
+    """One ``model.layers...`` tensor added to a VLM-rooted mlx-lm-format adapter: it alone binds nowhere."""
+    from safetensors.numpy import load_file, save_file
+
+    adapter_dir = _copy(samples["unsloth_style_vlm"][0], tmp_path / "mixed")
+    weights = adapter_dir / vlm_writers.WEIGHTS_NAME
+    tensors = load_file(str(weights))
+    stray = f"{vlm_writers.Q0}.lora_a".removeprefix("language_model.")
+    save_file({**tensors, stray: tensors[f"{vlm_writers.Q0}.lora_a"]}, str(weights))
+
+    outcome = vlm_writers.vlm_load(adapter_dir)
+
+    assert outcome.loaded and outcome.unbound_keys == (stray,)
+    (finding,) = target_findings(adapter_dir)
+    assert finding.code == "AG943"
+    assert f"1 of {len(tensors) + 1} tensors bind to nothing" in finding.message
+    assert f"`{stray}`" in finding.message

@@ -139,7 +139,7 @@ FULL_BEFORE_0_7_8 = TargetRule(
     "mlx_vlm/trainer/utils.py apply_lora_layers at v0.6.0 - v0.7.6 (`rank` or `lora_parameters` must "
     "be in the config; _apply_lora_layers returns early for `full`); v0.7.8 trainer/peft/utils.py "
     "apply_lora_layers loads a full checkpoint with strict=True",
-    f"{REPO}/v0.7.6/mlx_vlm/trainer/utils.py#L323-L343",
+    f"{REPO}/v0.7.6/mlx_vlm/trainer/utils.py#L312-L343",
     _full_before_0_7_8,
     "a full fine-tune config (`fine_tune_type: full`, no `lora_parameters`) is refused",
 )
@@ -157,7 +157,10 @@ def _text_model_tensors(ctx: Context) -> Iterator[Verdict]:
     unrooted = sorted(name for name in shapes if not name.startswith(VLM_PREFIXES))
     if not unrooted:
         return  # e.g. unsloth's MLX adapter of a VLM: `language_model.` names, which bind
-    share = "none of the tensors bind" if len(unrooted) == len(shapes) else f"{len(unrooted)} of {len(shapes)} tensors bind to nothing"
+    if len(unrooted) == len(shapes):
+        share = "none of the tensors bind and the adapter has no effect"
+    else:
+        share = f"{len(unrooted)} of {len(shapes)} tensors bind to nothing and their modules stay untrained"
     lora = ctx.config.get("lora_parameters")
     keys = lora.get("keys") if isinstance(lora, dict) else None
     relative = [k for k in keys if isinstance(k, str) and k.startswith(("self_attn.", "mlp."))] if isinstance(keys, list) else []
@@ -166,9 +169,9 @@ def _text_model_tensors(ctx: Context) -> Iterator[Verdict]:
         if relative else ""
     )
     yield Verdict(
-        f"the tensors are named from a text model's root ({_names(unrooted, 1)}), but every mlx-vlm model roots "
-        "its language model at `language_model.`: mlx-vlm loads with strict=False, so "
-        f"{share} and the adapter has no effect, without an error{how}. This is an mlx-lm adapter: serve it "
+        f"the tensors are named from a text model's root ({_names(unrooted, 1)}), but every generative mlx-vlm model "
+        "roots its language model at `language_model.`: mlx-vlm loads with strict=False, so "
+        f"{share}, without an error{how}. This is an mlx-lm adapter: serve it "
         "with mlx-lm, or train it with mlx-vlm"
     )
 
