@@ -296,11 +296,17 @@ def test_an_mlx_lm_format_adapter_of_a_vlm_loads_and_is_not_reported(samples, ou
     assert target_findings(adapter_dir) == []
 
 
-def test_ag943_starts_where_mlx_vlm_dropped_its_mlx_lm_fallback(samples):
-    """0.6.0-0.6.13 loaded text-only architectures they lacked through mlx-lm (removed by commit 738e4406,
-    first in v0.6.14): a lint cannot tell which base, so the rule stays quiet there."""
-    adapter_dir, _ = samples["mlx_lm_all_layers"]
+def test_ag943_starts_where_mlx_vlm_dropped_its_mlx_lm_fallback(tmp_path):
+    """0.6.0-0.6.13 built a text-only architecture they lacked through mlx-lm, and loaded its mlx-lm adapter
+    there; commit 738e4406 ("remove the MLX-LM fallback", first in v0.6.14) ended that. A lint cannot tell
+    the base, so the rule stays quiet up to 0.6.13."""
+    base_dir, adapter_dir, live = runtime.write_gptj_adapter(tmp_path)
 
+    on_0_6_13 = runtime.text_model_load(runtime.MLX_VLM_0_6_13, base_dir, adapter_dir, live)
+    on_0_6_14 = runtime.text_model_load(runtime.MLX_VLM_0_6_14, base_dir, adapter_dir, live)
+
+    assert on_0_6_13["through_mlx_lm"] and on_0_6_13["max_abs_diff"] < 1e-4
+    assert on_0_6_14["error_type"] == "ValueError" and "Model type gptj not supported" in on_0_6_14["error"]
     assert target_errors(adapter_dir, "0.6.13") == []
     assert target_errors(adapter_dir, "0.6.14") == ["AG943"]
     assert target_errors(adapter_dir, "0.5.0") == ["AG941"]  # no top-level rank: one finding per fact

@@ -13,9 +13,9 @@ have is skipped without a word. Three generations (reference adapter-formats.md 
   also full fine-tunes (``{"fine_tune_type": "full"}``), ``weights.safetensors`` and
   ``base_quantization``.
 
-The verdicts were confirmed by running each release's own ``apply_lora_layers`` (0.5.0 and 0.7.6
-in venvs of their own, 0.7.10 installed) on files written by mlx-vlm's save code
-(tests/test_target_mlx_vlm.py).
+The verdicts were confirmed by running each release's own ``apply_lora_layers`` (0.5.0, 0.6.13,
+0.6.14 and 0.7.6 in venvs of their own, 0.7.10 installed) on files written by mlx-vlm's save code,
+PEFT and mlx-lm (tests/test_target_mlx_vlm.py).
 """
 
 from __future__ import annotations
@@ -204,10 +204,12 @@ PROFILE = Profile(
         "paths in `keys`) and still reads the old one; 0.7.8 added full fine-tunes. The loader uses "
         "`load_weights(strict=False)`, so tensors named for another model (an mlx-lm adapter's "
         "`model.layers...`) load silently with no effect. Every verdict was confirmed by running the "
-        "release's own `apply_lora_layers` (0.5.0 and 0.7.6 in venvs of their own, 0.7.10 installed) on a "
+        "release's own `apply_lora_layers` (0.5.0, 0.6.13, 0.6.14 and 0.7.6 in venvs of their own, 0.7.10 "
+        "installed) on a "
         "tiny LLaVA, on adapters written by mlx-vlm's save code (0.5.0's and 0.7.10's) and by stock mlx-lm, "
         "comparing logits with the trained model. Releases before 0.1.0 cannot load adapters at all and are "
-        "not modelled; 0.6.0-0.6.13 loaded an mlx-lm adapter of a text-only architecture they did not "
-        "implement through mlx-lm, which a lint cannot tell from the files, so AG943 starts at 0.6.14."
+        "not modelled. 0.6.0-0.6.13 built a text-only architecture they did not implement through mlx-lm and "
+        "loaded its mlx-lm adapter there (run on 0.6.13 with a GPT-J; 0.6.14 refuses that model), which a lint "
+        "cannot tell from the files, so AG943 starts at 0.6.14."
     ),
 )
