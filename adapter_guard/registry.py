@@ -745,6 +745,44 @@ RULES: dict[str, Rule] = _rules(
     # (end of AG93x)
     #
     # -- AG94x: the mlx-vlm target (adapter_guard/targets/mlx_vlm.py) ------------------
+    Rule(
+        "AG940", "mlx-vlm-wrong-format", ERROR,
+        "mlx-vlm cannot load an adapter of this format",
+        "mlx-vlm's `apply_lora_layers` reads `adapters.safetensors` (0.7.8+: or "
+        "`weights.safetensors`) and an MLX config: `lora_parameters` (0.6+) or the old top-level "
+        "`rank`. A PEFT adapter (`adapter_model.safetensors`) and an `adapters.npz` are not found "
+        "or refused; an mlx-lm adapter from before 0.19 has tensors named from a text model's root, "
+        "which bind to nothing in an mlx-vlm model.",
+    ),
+    Rule(
+        "AG941", "mlx-vlm-config-before-0.6", ERROR,
+        "mlx-vlm 0.5 and older refuse a config beyond {rank, alpha, dropout}",
+        "Up to 0.5.0, `apply_lora_layers` requires a top-level `rank` (ValueError \"The adapter "
+        "does not have lora params in the config\") and then calls `get_peft_model(model, layers, "
+        "**config)`, whose only keywords are `rank`, `alpha`, `dropout`, `freeze` and `verbose`: "
+        "any other key is a TypeError. The mlx-lm style schema mlx-vlm writes since 0.6 "
+        "(`fine_tune_type`, `num_layers`, `lora_parameters`) therefore never loads there; 0.6 and "
+        "newer read the old schema by name and ignore extra keys.",
+    ),
+    Rule(
+        "AG942", "mlx-vlm-full-fine-tune-before-0.7.8", ERROR,
+        "mlx-vlm before 0.7.8 refuses a full fine-tune config without lora_parameters",
+        "mlx-vlm 0.7.8+ saves a full fine-tune as `{\"fine_tune_type\": \"full\"}` and loads it "
+        "(strict=True). From 0.6.0 to 0.7.6 `apply_lora_layers` first requires `rank` or "
+        "`lora_parameters` in the config and raises ValueError without them. With an empty "
+        "`lora_parameters` object those releases skip the LoRA setup for `full` and load the "
+        "weights; 0.7.8+ ignores it.",
+    ),
+    Rule(
+        "AG943", "mlx-vlm-text-model-tensors", ERROR,
+        "an mlx-lm adapter's tensors bind to nothing in mlx-vlm",
+        "Every generative model mlx-vlm builds (text-only ones included, since 0.6.14 removed "
+        "the mlx-lm fallback) roots its language model at `language_model.`, and `apply_lora_layers` loads "
+        "with `strict=False` from the model root: tensors named `model.layers...`, as mlx-lm "
+        "writes them, are skipped, and the adapter has no effect, without an error "
+        "(block-relative `keys` such as `self_attn.q_proj` raise AttributeError instead). MLX "
+        "adapters whose tensors start with `language_model.` (unsloth's of a VLM) load.",
+    ),
     # (end of AG94x)
 )
 
