@@ -1,0 +1,420 @@
+"""The llama.cpp target (``--target llama.cpp``), proven with llama.cpp's real converter.
+
+Every adapter here is written by PEFT's ``save_pretrained`` on a tiny seeded model
+(tests/peft_writers.py; a few config edits where a rule needs a particular key). The
+real ``convert_lora_to_gguf.py`` of build b11312 (vendored by the ``llama-cpp-python``
+0.3.36 sdist from PyPI) converts it; PyPI's ``gguf`` reads the GGUF it wrote; and
+llama.cpp's loader rules (shape checks, norm skip, scale = alpha / rank; cited in
+tests/target_llama_cpp_converter.py) turn the GGUF into each module's weight update,
+which is compared with PEFT's own ``get_delta_weight`` for the same adapter. An adapter
+"converts correctly" when the converter exits 0, llama.cpp's checks pass, and every
+module's update equals PEFT's. adapter-guard's verdict must agree, adapter by adapter.
+
+The version bounds b3400 and b4446 cannot be run here (one converter release ships on
+PyPI as source); they come from ggml-org/llama.cpp's history, cited on the tests.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import peft_writers as pw
+import runtime_venvs
+import target_llama_cpp_converter as llama
+from adapter_guard.engine import process
+from adapter_guard.settings import Settings
+from adapter_guard.targets import PROFILES, parse_target
+
+PROFILE = PROFILES["llama.cpp"]
+
+
+# -- adapter-guard's side ----------------------------------------------------------------------
+
+
+@dataclass
+class Verdict:
+    cell: str  # the matrix cell: "ok" / "fails"
+    codes: list[str]
+    messages: list[str]
+
+
+def verdict(adapter_dir: Path, version: str | None = None) -> Verdict:
+    target = parse_target("llama.cpp" + (f"@{version}" if version else ""))
+    result = process(adapter_dir / pw.CONFIG_NAME, Settings(paths=[adapter_dir], root=adapter_dir, targets=[target]))
+    mine = [f for f in result.findings if f.extra.get("target") == target.label]
+    return Verdict(result.targets.get(target.label, "n/a"), [f.code for f in mine], [f.message for f in mine])
+
+
+# -- the samples ---------------------------------------------------------------------------------
+
+QV = pw.QV
+
+#: Adapters written with PEFT's save_pretrained for rules peft_writers.CASES has no sample for.
+EXTRA_CASES: dict[str, pw.PeftCase] = {
+    "llama_lora_bias": pw.PeftCase(pw.LLAMA, {"r": 8, "lora_alpha": 16, "target_modules": QV, "lora_bias": True}),
+    "modules_to_save_embed": pw.PeftCase(
+        pw.LLAMA, {"r": 8, "lora_alpha": 16, "target_modules": QV, "modules_to_save": ["embed_tokens"]}
+    ),
+    "modules_to_save_norm": pw.PeftCase(
+        pw.LLAMA, {"r": 8, "lora_alpha": 16, "target_modules": QV, "modules_to_save": ["input_layernorm"]}
+    ),
+    # attn.c_proj is square (64 -> 64), mlp.c_proj is not (256 -> 64).
+    "gpt2_c_proj": pw.PeftCase(pw.GPT2, {"r": 4, "lora_alpha": 8, "target_modules": ["c_proj"], "fan_in_fan_out": True}),
+    "rslora_r8": pw.PeftCase(pw.LLAMA, {"r": 8, "lora_alpha": 16, "target_modules": QV, "use_rslora": True}),
+}
+
+
+def build_extra(name: str, dest: Path) -> Path:
+    """``peft_writers.build_sample`` for an EXTRA_CASES entry (same base, training and save)."""
+    pw.CASES[name] = EXTRA_CASES[name]
+    try:
+        return pw.build_sample(name, dest).adapter_dir
+    finally:
+        del pw.CASES[name]
+
+
+def edited(source: Path, dest: Path, **changes: Any) -> Path:
+    """A copy of a written adapter with config keys changed (the tensors untouched)."""
+    shutil.copytree(source, dest)
+    config = pw.read_config(dest)
+    config.update(changes)
+    pw.write_config(dest, config)
+    return dest
+
+
+def folded_alpha(config: dict[str, Any]) -> float:
+    """What AG911 tells the user: lora_alpha * sqrt(r), so that alpha'/r == alpha/sqrt(r)."""
+    return config["lora_alpha"] * math.sqrt(config["r"])
+
+
+# -- the converter's side: everything converted in one run, per test module ----------------------
+
+
+@dataclass
+class Converted:
+    """What llama.cpp made of one adapter."""
+
+    kind: str  # the base: "llama" / "gpt2"
+    conversion: llama.Conversion
+    gguf: llama.GgufAdapter | None = None
+    #: llama.cpp's update of each base tensor, or why its loader refuses that tensor.
+    updates: dict[str, Any] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)
+    #: Tensors of the GGUF llama.cpp's loader skips (norm vectors).
+    skipped: list[str] = field(default_factory=list)
+    #: PEFT's own update of each module (the oracle).
+    peft: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def mismatched(self) -> list[str]:
+        """Modules whose update on llama.cpp differs from PEFT's (missing, refused or different)."""
+        return sorted(
+            name for name, theirs in self.peft.items()
+            if name in self.refused or name not in self.updates or not llama.same_update(self.updates[name], theirs)
+        )
+
+    @property
+    def correct(self) -> bool:
+        """Converted, loaded by llama.cpp, and applied exactly as PEFT applies it. A tensor the
+        loader skips is a change it does not make (the norm test shows the saved norms differ)."""
+        return self.conversion.converted and not self.refused and not self.mismatched and not self.skipped
+
+    def ratio(self, name: str) -> float:
+        """How strong llama.cpp's update of ``name`` is against PEFT's (Frobenius norms)."""
+        return float(np.linalg.norm(self.updates[name]) / np.linalg.norm(self.peft[name]))
+
+
+def _kind(adapter_dir: Path) -> str:
+    config = pw.read_config(adapter_dir)
+    return pw.GPT2 if "c_attn" in json.dumps(config.get("target_modules")) or "c_proj" in json.dumps(
+        config.get("target_modules")
+    ) else pw.LLAMA
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory, peft_corpus) -> dict[str, Path]:
+    """Every adapter the tests convert: the peft_writers corpus (minus the conv_emb sample: the
+    converter needs a transformers base), EXTRA_CASES, and config edits of real samples."""
+    root = tmp_path_factory.mktemp("llama_cpp_lab")
+    adapters = {name: s.adapter_dir for name, s in peft_corpus.items() if s.base != pw.CONV_EMB}
+    for name in EXTRA_CASES:
+        adapters[name] = build_extra(name, root / name)
+    rslora = pw.read_config(peft_corpus["rslora"].adapter_dir)
+    adapters["rslora_folded"] = edited(
+        peft_corpus["rslora"].adapter_dir, root / "rslora_folded", lora_alpha=folded_alpha(rslora), use_rslora=False
+    )
+    r8 = pw.read_config(adapters["rslora_r8"])
+    adapters["rslora_r8_folded"] = edited(
+        adapters["rslora_r8"], root / "rslora_r8_folded", lora_alpha=folded_alpha(r8), use_rslora=False
+    )
+    pattern = peft_corpus["rank_alpha_pattern"].adapter_dir
+    adapters["rank_pattern_only"] = edited(pattern, root / "rank_pattern_only", alpha_pattern={})
+    adapters["alpha_pattern_same_alpha"] = edited(pattern, root / "alpha_pattern_same_alpha", alpha_pattern={"k_proj": 16})
+    return adapters
+
+
+#: An mlx-vlm adapter, converted in the same run (the converter's process is the slow part).
+MLX_VLM_SAMPLE = "mlx_vlm_lora"
+
+
+@pytest.fixture(scope="module")
+def converted(lab, vlm_corpus, tmp_path_factory) -> dict[str, Converted]:
+    """What llama.cpp makes of every ``lab`` adapter (and of MLX_VLM_SAMPLE): one converter run."""
+    root = tmp_path_factory.mktemp("llama_cpp_bases")
+    bases = {kind: llama.write_base_dir(kind, root / kind) for kind in (pw.LLAMA, pw.GPT2)}
+    adapters = {**lab, MLX_VLM_SAMPLE: vlm_corpus["lora"].adapter_dir}
+    kinds = {name: _kind(path) for name, path in adapters.items()}
+    conversions = llama.convert([(path, bases[kinds[name]]) for name, path in adapters.items()], root / "gguf")
+    done = [c for c in conversions if c.converted]
+    ggufs = iter(llama.read_gguf([c.gguf for c in done]))
+    out = {}
+    for (name, path), conversion in zip(adapters.items(), conversions):
+        kind = kinds[name]
+        result = Converted(kind, conversion)
+        if conversion.converted:
+            result.gguf = next(ggufs)
+            result.updates, result.refused, result.skipped = llama.llama_cpp_load(result.gguf, llama.base_ne(pw.make_base(kind), kind))
+            result.peft = llama.peft_updates(path, pw.BASES[kind], kind)
+        out[name] = result
+    return out
+
+
+# -- the pin ----------------------------------------------------------------------------------------
+
+
+def test_the_converter_run_is_the_profiles_latest_build():
+    """llama-cpp-python 0.3.36 vendors llama.cpp 0c1e57098, which is build tag b11312."""
+    changelog = (llama.converter_dir() / "CHANGELOG.md").read_text()
+    section = changelog.split("## [0.3.36]", 1)[1].split("## [", 1)[0]
+    assert f"llama.cpp@{llama.VENDORED_COMMIT}" in section
+    assert PROFILE.latest == "b11312"
+    assert runtime_venvs.installed_version(llama.converter_python(), "gguf") == "0.19.0"
+
+
+def test_a_plain_adapter_converts_exactly_and_gets_no_finding(lab, converted):
+    plain = converted["plain_qv"]
+    assert plain.correct and plain.gguf.alpha == 16.0 and len(plain.peft) == 4
+    assert verdict(lab["plain_qv"]) == Verdict("ok", [], [])
+
+
+# -- AG911 rsLoRA -----------------------------------------------------------------------------------
+
+
+def test_rslora_converts_with_alpha_over_r_and_is_an_error(lab, converted):
+    """The converter writes lora_alpha (16) and llama.cpp divides by r (16): a quarter of PEFT's
+    alpha/sqrt(r) update on every module."""
+    rslora = converted["rslora"]
+    assert rslora.conversion.converted and rslora.gguf.alpha == 16.0 and not rslora.refused
+    assert rslora.mismatched == sorted(rslora.peft)
+    assert all(rslora.ratio(name) == pytest.approx(0.25) for name in rslora.peft)
+    found = verdict(lab["rslora"])
+    assert (found.cell, found.codes) == ("fails", ["AG911"])
+    assert "rsLoRA: llama.cpp conversion will use alpha/r; fold the √r factor into lora_alpha" in found.messages[0]
+    assert "set lora_alpha to 64 (= 16 × √16) and use_rslora to false" in found.messages[0]
+
+
+def test_rslora_folded_as_the_finding_says_converts_exactly_and_passes(lab, converted):
+    """lora_alpha 16*sqrt(16) = 64 without rsLoRA: PEFT's update is unchanged, llama.cpp's now equals it."""
+    folded = converted["rslora_folded"]
+    assert folded.correct and folded.gguf.alpha == 64.0
+    for name, update in converted["rslora"].peft.items():
+        assert llama.same_update(folded.peft[name], update)  # PEFT itself runs the folded adapter the same
+    assert verdict(lab["rslora_folded"]) == Verdict("ok", [], [])
+
+
+def test_rslora_fold_with_an_irrational_root(lab, converted):
+    """r=8: the finding's value 16*sqrt(8) = 45.254834 makes llama.cpp's update PEFT's (to float32)."""
+    assert converted["rslora_r8"].mismatched and not converted["rslora_r8_folded"].mismatched
+    assert converted["rslora_r8_folded"].gguf.alpha == pytest.approx(16 * math.sqrt(8), rel=1e-7)
+    found = verdict(lab["rslora_r8"])
+    assert found.codes == ["AG911"] and "set lora_alpha to 45.254834 (= 16 × √8)" in found.messages[0]
+    assert verdict(lab["rslora_r8_folded"]).codes == []
+
+
+# -- AG912 alpha_pattern (and rank_pattern, which is honoured) ---------------------------------------
+
+
+def test_rank_pattern_is_honoured_because_the_rank_comes_from_each_pair(lab, converted):
+    """rank_pattern gives q_proj r=4 and layer 1's v_proj r=2; llama.cpp divides by each lora_b's ne[0]."""
+    only = converted["rank_pattern_only"]
+    ranks = {name: only.gguf.tensors[name + ".lora_b"][0][0] for name in only.peft}
+    assert sorted(set(ranks.values())) == [2, 4, 8]
+    assert only.correct
+    assert verdict(lab["rank_pattern_only"]) == Verdict("ok", [], [])
+
+
+def test_alpha_pattern_is_ignored_and_the_finding_names_the_modules(lab, converted):
+    """alpha_pattern {"k_proj": 32} over lora_alpha 16: both k_proj modules run at half strength,
+    the others exactly; the finding names exactly those modules."""
+    pattern = converted["rank_alpha_pattern"]
+    assert pattern.conversion.converted and pattern.gguf.alpha == 16.0
+    assert pattern.mismatched == ["blk.0.attn_k.weight", "blk.1.attn_k.weight"]
+    assert all(pattern.ratio(name) == pytest.approx(0.5) for name in pattern.mismatched)
+    found = verdict(lab["rank_alpha_pattern"])
+    assert (found.cell, found.codes) == ("fails", ["AG912"])
+    named = {m for m in ("model.layers.0.self_attn.k_proj", "model.layers.1.self_attn.k_proj") if f"`{m}`" in found.messages[0]}
+    assert len(named) == 2 and "q_proj" not in found.messages[0] and "v_proj" not in found.messages[0]
+
+
+def test_an_alpha_pattern_equal_to_lora_alpha_changes_nothing(lab, converted):
+    assert converted["alpha_pattern_same_alpha"].correct
+    assert verdict(lab["alpha_pattern_same_alpha"]) == Verdict("ok", [], [])
+
+
+# -- AG913 whole-module weights, AG914 DoRA, AG915 biases: the converter stops -----------------------
+
+
+def _stopped_at(converted: Converted, tensor: str) -> bool:
+    c = converted.conversion
+    return c.exit == 1 and c.gguf is None and f"Unexpected name '{tensor}': Not a lora_A or lora_B tensor" in c.errors
+
+
+@pytest.mark.parametrize(
+    "sample, tensor, code",
+    [
+        ("modules_to_save_lm_head", "base_model.model.lm_head.weight", "AG913"),
+        ("modules_to_save_embed", "base_model.model.model.embed_tokens.weight", "AG913"),
+        ("trainable_tokens", "base_model.model.model.embed_tokens.token_adapter.trainable_tokens_delta", "AG913"),
+        ("dora", "base_model.model.model.layers.0.self_attn.q_proj.lora_magnitude_vector", "AG914"),
+        ("llama_lora_bias", "base_model.model.model.layers.0.self_attn.q_proj.lora_B.bias", "AG915"),
+        ("gpt2_bias_lora_only", "base_model.model.transformer.h.0.attn.c_attn.base_layer.bias", "AG915"),
+        ("gpt2_bias_all", "base_model.model.transformer.h.0.attn.c_attn.base_layer.bias", "AG915"),
+        ("gpt2_lora_bias", "base_model.model.transformer.h.0.attn.c_attn.lora_B.bias", "AG915"),
+    ],
+)
+def test_tensors_the_converter_stops_on_are_errors(lab, converted, sample, tensor, code):
+    assert _stopped_at(converted[sample], tensor)
+    found = verdict(lab[sample])
+    assert found.cell == "fails" and code in found.codes
+    assert any(f"`{tensor}`" in m for m in found.messages)
+
+
+def test_full_embeddings_are_reported_in_the_converters_words(lab, converted):
+    errors = converted["modules_to_save_lm_head"].conversion.errors
+    assert "Embeddings is present in the adapter. This can be due to new tokens added during fine tuning" in errors
+    assert "Embeddings is present in the adapter" in verdict(lab["modules_to_save_lm_head"]).messages[0]
+
+
+def test_the_full_embedding_peft_saves_for_an_embedding_lora_is_skipped(lab, converted, peft_corpus):
+    """embed_tokens in target_modules makes PEFT save `embed_tokens.base_layer.weight` (the whole base
+    table); the converter skips it and converts the embedding LoRA pair, which llama.cpp applies as
+    PEFT does (from b4446)."""
+    from safetensors import safe_open
+
+    with safe_open(str(lab["embedding"] / pw.WEIGHTS_NAME), "pt") as f:
+        assert "base_model.model.model.embed_tokens.base_layer.weight" in f.keys()
+    embedding = converted["embedding"]
+    assert embedding.correct and "token_embd.weight" in embedding.peft
+    assert verdict(lab["embedding"]) == Verdict("ok", [], [])
+
+
+# -- AG916 embedding LoRA before b4446, AG919 no converter before b3400 (source only) -------------------
+
+
+def test_embedding_lora_needs_b4446(lab):
+    """Source: `git log -S'lora_embedding_A' -- convert_lora_to_gguf.py` -> 4d2b3d88 (#11131, "lora : improve
+    compat with mergekit-extract-lora"), first in b4446; before it `get_tensors` knew only
+    `.lora_A.weight`/`.lora_B.weight` and exited on `lora_embedding_A` with "Unexpected name". The
+    b11312 half (it converts, and exactly) is run above."""
+    assert verdict(lab["embedding"], "b4445").codes == ["AG916"]
+    assert verdict(lab["embedding"], "b4446").codes == []
+    assert verdict(lab["plain_qv"], "b4445").codes == []
+
+
+def test_there_is_no_converter_before_b3400(lab):
+    """Source: convert_lora_to_gguf.py was added by 97bdd26e (#8332, "Refactor lora adapter support"),
+    whose first build tag is b3400 (`git tag --contains`)."""
+    found = verdict(lab["plain_qv"], "b3399")
+    assert (found.cell, found.codes) == ("fails", ["AG919"])
+    assert verdict(lab["plain_qv"], "b3400").codes == []
+
+
+# -- AG917 norm vectors: converted, then ignored by llama.cpp ---------------------------------------------
+
+
+def test_norm_weights_are_converted_but_ignored_at_load(lab, converted):
+    """modules_to_save=["input_layernorm"]: the trained norms reach the GGUF (blk.N.attn_norm.weight),
+    but llama.cpp's loader skips `*_norm.weight`, so the adapter runs with the base's norms."""
+    from safetensors.numpy import load_file
+
+    norms = converted["modules_to_save_norm"]
+    assert norms.conversion.converted
+    assert {"blk.0.attn_norm.weight", "blk.1.attn_norm.weight"} <= set(norms.gguf.tensors)
+    assert norms.skipped == ["blk.0.attn_norm.weight", "blk.1.attn_norm.weight"]
+    assert not any("norm" in name for name in norms.updates)  # what llama.cpp applies
+    saved = load_file(str(lab["modules_to_save_norm"] / pw.WEIGHTS_NAME))
+    base = pw.make_base(pw.LLAMA).model.layers[0].input_layernorm.weight.detach().numpy()
+    assert not np.allclose(saved["base_model.model.model.layers.0.input_layernorm.weight"], base)
+    found = verdict(lab["modules_to_save_norm"])
+    assert (found.cell, found.codes) == ("fails", ["AG917"])
+    # Before b4446 the converter did not keep norms: it stopped on them.
+    assert verdict(lab["modules_to_save_norm"], "b4445").codes == ["AG913"]
+
+
+# -- AG918 fan_in_fan_out (GPT-2's Conv1D) --------------------------------------------------------------
+
+
+def test_conv1d_adapters_are_refused_or_transposed_by_llama_cpp(lab, converted):
+    """The converter exits 0, but llama.cpp refuses the non-square c_attn/mlp.c_proj pairs
+    ("has incorrect shape") and would apply the square attn.c_proj update transposed."""
+    c_attn = converted["gpt2_conv1d_fan_in_fan_out"]
+    assert c_attn.conversion.converted
+    assert set(c_attn.refused) == {"blk.0.attn_qkv.weight", "blk.1.attn_qkv.weight"}
+    c_proj = converted["gpt2_c_proj"]
+    assert set(c_proj.refused) == {"blk.0.ffn_down.weight", "blk.1.ffn_down.weight"}
+    square = c_proj.updates["blk.0.attn_output.weight"]
+    peft = c_proj.peft["blk.0.attn_output.weight"]
+    assert llama.same_update(square, peft.T) and not llama.same_update(square, peft)
+    for sample in ("gpt2_conv1d_fan_in_fan_out", "gpt2_c_proj"):
+        found = verdict(lab[sample])
+        assert (found.cell, found.codes) == ("fails", ["AG918"])
+
+
+# -- AG910 another format --------------------------------------------------------------------------------
+
+
+def test_an_mlx_adapter_is_not_read_by_the_converter(vlm_corpus, converted):
+    """mlx-vlm writes adapters.safetensors: the converter finds neither adapter_model.safetensors nor .bin."""
+    conversion = converted[MLX_VLM_SAMPLE].conversion
+    assert not conversion.converted and "adapter_model.bin" in (conversion.exception or "")
+    found = verdict(vlm_corpus["lora"].adapter_dir)
+    assert (found.cell, found.codes) == ("fails", ["AG910"])
+    assert "convert it to PEFT's layout first" in found.messages[0]
+
+
+# -- no false alarms --------------------------------------------------------------------------------------
+
+
+def test_the_verdict_agrees_with_llama_cpp_on_every_adapter(lab, converted):
+    """Every adapter converted here (the whole PEFT corpus, the extra cases and the edits):
+    llama.cpp runs it exactly as PEFT does <=> adapter-guard has no llama.cpp finding.
+    (bin_fallback's tensors are not read by the lint, and it is correct: no finding either.)"""
+    correct = {name for name in lab if converted[name].correct}
+    assert correct >= {
+        "plain_qv", "regex_target", "layers_to_transform", "layers_pattern", "all_linear", "bin_fallback",
+        "named_subfolder", "embedding", "rslora_folded", "rank_pattern_only", "alpha_pattern_same_alpha",
+    }
+    verdicts = {name: verdict(path) for name, path in lab.items()}
+    assert {name for name, v in verdicts.items() if v.cell == "ok" and not v.codes} == correct
+    assert {name for name, v in verdicts.items() if v.cell == "fails"} == set(lab) - correct
+
+
+def test_every_mlx_adapter_gets_the_format_finding_only(written_adapters):
+    """mlx-vlm and older mlx-lm adapters (the corpora's non-PEFT samples with a config): AG910 and
+    nothing else; the PEFT ones are judged above."""
+    checked = 0
+    for name, (fmt, adapter_dir) in written_adapters.items():
+        if fmt == "peft-lora" or not (adapter_dir / pw.CONFIG_NAME).is_file():
+            continue
+        found = verdict(adapter_dir)
+        assert (found.cell, found.codes) == ("fails", ["AG910"]), name
+        checked += 1
+    assert checked >= 4
