@@ -16,7 +16,6 @@ PyPI as source); they come from ggml-org/llama.cpp's history, cited on the tests
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 from dataclasses import dataclass, field
@@ -67,8 +66,11 @@ EXTRA_CASES: dict[str, pw.PeftCase] = {
         pw.LLAMA, {"r": 8, "lora_alpha": 16, "target_modules": QV, "modules_to_save": ["input_layernorm"]}
     ),
     # attn.c_proj is square (64 -> 64), mlp.c_proj is not (256 -> 64).
-    "gpt2_c_proj": pw.PeftCase(pw.GPT2, {"r": 4, "lora_alpha": 8, "target_modules": ["c_proj"], "fan_in_fan_out": True}),
+    "gpt2_c_proj": pw.PeftCase(
+        pw.GPT2, {"r": 4, "lora_alpha": 8, "target_modules": ["c_proj"], "fan_in_fan_out": True}
+    ),
     "rslora_r8": pw.PeftCase(pw.LLAMA, {"r": 8, "lora_alpha": 16, "target_modules": QV, "use_rslora": True}),
+    "rslora_r1": pw.PeftCase(pw.LLAMA, {"r": 1, "lora_alpha": 16, "target_modules": QV, "use_rslora": True}),
 }
 
 
@@ -133,10 +135,10 @@ class Converted:
 
 
 def _kind(adapter_dir: Path) -> str:
-    config = pw.read_config(adapter_dir)
-    return pw.GPT2 if "c_attn" in json.dumps(config.get("target_modules")) or "c_proj" in json.dumps(
-        config.get("target_modules")
-    ) else pw.LLAMA
+    """The tiny base an adapter was written on: GPT-2's modules are c_attn/c_proj/c_fc."""
+    targets = pw.read_config(adapter_dir).get("target_modules")
+    targets = [targets] if isinstance(targets, str) else targets or []
+    return pw.GPT2 if any(t.startswith("c_") for t in targets) else pw.LLAMA
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +159,10 @@ def lab(tmp_path_factory, peft_corpus) -> dict[str, Path]:
     )
     pattern = peft_corpus["rank_alpha_pattern"].adapter_dir
     adapters["rank_pattern_only"] = edited(pattern, root / "rank_pattern_only", alpha_pattern={})
-    adapters["alpha_pattern_same_alpha"] = edited(pattern, root / "alpha_pattern_same_alpha", alpha_pattern={"k_proj": 16})
+    adapters["rslora_rank_pattern"] = edited(pattern, root / "rslora_rank_pattern", alpha_pattern={}, use_rslora=True)
+    adapters["alpha_pattern_same_alpha"] = edited(
+        pattern, root / "alpha_pattern_same_alpha", alpha_pattern={"k_proj": 16}
+    )
     return adapters
 
 
@@ -181,7 +186,8 @@ def converted(lab, vlm_corpus, tmp_path_factory) -> dict[str, Converted]:
         result = Converted(kind, conversion)
         if conversion.converted:
             result.gguf = next(ggufs)
-            result.updates, result.refused, result.skipped = llama.llama_cpp_load(result.gguf, llama.base_ne(pw.make_base(kind), kind))
+            base_ne = llama.base_ne(pw.make_base(kind), kind)
+            result.updates, result.refused, result.skipped = llama.llama_cpp_load(result.gguf, base_ne)
             result.peft = llama.peft_updates(path, pw.BASES[kind], kind)
         out[name] = result
     return out
@@ -239,6 +245,23 @@ def test_rslora_fold_with_an_irrational_root(lab, converted):
     assert verdict(lab["rslora_r8_folded"]).codes == []
 
 
+def test_rslora_with_several_ranks_has_no_single_alpha(lab, converted):
+    """rank_pattern (r = 8, 4, 2) with rsLoRA: each module is off by its own sqrt(r)."""
+    mixed = converted["rslora_rank_pattern"]
+    assert mixed.conversion.converted and mixed.mismatched == sorted(mixed.peft)
+    for name in mixed.peft:
+        rank = mixed.gguf.tensors[name + ".lora_b"][0][0]
+        assert mixed.ratio(name) == pytest.approx(1 / math.sqrt(rank))
+    found = verdict(lab["rslora_rank_pattern"])
+    assert found.codes == ["AG911"] and "ranks 2, 4, 8, so no single lora_alpha" in found.messages[0]
+
+
+def test_rslora_at_rank_1_is_the_same_scale(lab, converted):
+    """alpha/1 == alpha/sqrt(1): the converter's GGUF is exact and there is nothing to say."""
+    assert converted["rslora_r1"].correct
+    assert verdict(lab["rslora_r1"]) == Verdict("ok", [], [])
+
+
 # -- AG912 alpha_pattern (and rank_pattern, which is honoured) ---------------------------------------
 
 
@@ -260,8 +283,9 @@ def test_alpha_pattern_is_ignored_and_the_finding_names_the_modules(lab, convert
     assert all(pattern.ratio(name) == pytest.approx(0.5) for name in pattern.mismatched)
     found = verdict(lab["rank_alpha_pattern"])
     assert (found.cell, found.codes) == ("fails", ["AG912"])
-    named = {m for m in ("model.layers.0.self_attn.k_proj", "model.layers.1.self_attn.k_proj") if f"`{m}`" in found.messages[0]}
-    assert len(named) == 2 and "q_proj" not in found.messages[0] and "v_proj" not in found.messages[0]
+    message = found.messages[0]
+    assert "`model.layers.0.self_attn.k_proj`, `model.layers.1.self_attn.k_proj`" in message
+    assert "q_proj" not in message and "v_proj" not in message
 
 
 def test_an_alpha_pattern_equal_to_lora_alpha_changes_nothing(lab, converted):

@@ -21,7 +21,7 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-from ..formats.peft import PREFIX, PatternTimeout, _time_budget, PATTERN_SECONDS, pattern_key, split_tensors
+from ..formats.peft import PATTERN_SECONDS, PatternTimeout, _time_budget, pattern_key, split_tensors
 from ..readers import PEFT_WEIGHTS
 from .model import Context, Profile, TargetRule, Verdict
 
