@@ -765,10 +765,11 @@ RULES: dict[str, Rule] = _rules(
         "AG913", "llama-cpp-full-weights", ERROR,
         "llama.cpp's converter stops on whole-module weights",
         "A tensor that is not a LoRA pair or a `base_layer.weight` copy (`modules_to_save` "
-        "copies, a resized `embed_tokens`/`lm_head`, trainable-token deltas; norm vectors before "
-        "b4446) ends the conversion with \"Unexpected name ...: Not a lora_A or lora_B "
-        "tensor\" (and \"Embeddings is present in the adapter\" for embeddings). Convert "
-        "without them, or merge the adapter into the base and convert the merged model.",
+        "copies, a resized `embed_tokens`/`lm_head`, trainable-token deltas; before b4446 also "
+        "norm vectors and `lora_embedding_A/B`) ends the conversion with \"Unexpected name ...: "
+        "Not a lora_A or lora_B tensor\" (and \"Embeddings is present in the adapter\" for "
+        "embeddings). Convert without them, or merge the adapter into the base and convert the "
+        "merged model.",
     ),
     Rule(
         "AG914", "llama-cpp-dora", ERROR,
@@ -785,10 +786,11 @@ RULES: dict[str, Rule] = _rules(
         "\"Unexpected name\". Train without them, or merge the adapter and convert the merged model.",
     ),
     Rule(
-        "AG916", "llama-cpp-embedding-lora", ERROR,
-        "LoRA on the token embedding needs llama.cpp b4446 or newer",
-        "`lora_embedding_A`/`lora_embedding_B` were first accepted by the converter in b4446 "
-        "(#11131); older builds exit with \"Unexpected name\".",
+        "AG916", "llama-cpp-no-lora-alpha", ERROR,
+        "llama.cpp's converter needs lora_alpha in the config",
+        "The converter reads `lora_alpha` with no default and stops with `KeyError: 'lora_alpha'` "
+        "when it is missing; PEFT itself falls back to 8. Write the alpha the adapter was trained "
+        "with (PEFT has been running it with 8) before converting.",
     ),
     Rule(
         "AG917", "llama-cpp-norm-ignored", ERROR,

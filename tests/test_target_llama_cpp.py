@@ -88,7 +88,7 @@ def edited(source: Path, dest: Path, **changes: Any) -> Path:
     shutil.copytree(source, dest)
     config = pw.read_config(dest)
     config.update(changes)
-    pw.write_config(dest, config)
+    pw.write_config(dest, {k: v for k, v in config.items() if v is not pw.DELETE})
     return dest
 
 
@@ -159,6 +159,8 @@ def lab(tmp_path_factory, peft_corpus) -> dict[str, Path]:
     )
     pattern = peft_corpus["rank_alpha_pattern"].adapter_dir
     adapters["rank_pattern_only"] = edited(pattern, root / "rank_pattern_only", alpha_pattern={})
+    plain = peft_corpus["plain_qv"].adapter_dir
+    adapters["no_lora_alpha"] = edited(plain, root / "no_lora_alpha", lora_alpha=pw.DELETE)
     adapters["rslora_rank_pattern"] = edited(pattern, root / "rslora_rank_pattern", alpha_pattern={}, use_rslora=True)
     adapters["alpha_pattern_same_alpha"] = edited(
         pattern, root / "alpha_pattern_same_alpha", alpha_pattern={"k_proj": 16}
@@ -327,6 +329,14 @@ def test_full_embeddings_are_reported_in_the_converters_words(lab, converted):
     assert "Embeddings is present in the adapter" in verdict(lab["modules_to_save_lm_head"]).messages[0]
 
 
+def test_a_config_without_lora_alpha_stops_the_converter(lab, converted):
+    """PEFT runs it with its default alpha 8; the converter has no default."""
+    conversion = converted["no_lora_alpha"].conversion
+    assert not conversion.converted and conversion.exception == "KeyError: 'lora_alpha'"
+    found = verdict(lab["no_lora_alpha"])
+    assert (found.cell, found.codes) == ("fails", ["AG916"])
+
+
 def test_the_full_embedding_peft_saves_for_an_embedding_lora_is_skipped(lab, converted, peft_corpus):
     """embed_tokens in target_modules makes PEFT save `embed_tokens.base_layer.weight` (the whole base
     table); the converter skips it and converts the embedding LoRA pair, which llama.cpp applies as
@@ -340,15 +350,16 @@ def test_the_full_embedding_peft_saves_for_an_embedding_lora_is_skipped(lab, con
     assert verdict(lab["embedding"]) == Verdict("ok", [], [])
 
 
-# -- AG916 embedding LoRA before b4446, AG919 no converter before b3400 (source only) -------------------
+# -- AG913 before b4446, AG919 no converter before b3400 (source only) ------------------------------------
 
 
-def test_embedding_lora_needs_b4446(lab):
+def test_embedding_lora_stops_converters_before_b4446(lab):
     """Source: `git log -S'lora_embedding_A' -- convert_lora_to_gguf.py` -> 4d2b3d88 (#11131, "lora : improve
     compat with mergekit-extract-lora"), first in b4446; before it `get_tensors` knew only
     `.lora_A.weight`/`.lora_B.weight` and exited on `lora_embedding_A` with "Unexpected name". The
     b11312 half (it converts, and exactly) is run above."""
-    assert verdict(lab["embedding"], "b4445").codes == ["AG916"]
+    found = verdict(lab["embedding"], "b4445")
+    assert found.codes == ["AG913"] and "converted from b4446 on" in found.messages[0]
     assert verdict(lab["embedding"], "b4446").codes == []
     assert verdict(lab["plain_qv"], "b4445").codes == []
 

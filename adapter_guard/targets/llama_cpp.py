@@ -34,6 +34,8 @@ CONVERTER = "convert_lora_to_gguf.py"
 #: ``lora_embedding_A/B`` pairs and norm vectors.
 FIRST_CONVERTER = (3400,)
 EMBEDDING_LORA = (4446,)
+#: b3959 (#9948) added the "Embeddings is present in the adapter" hint.
+EMBEDDINGS_MESSAGE = (3959,)
 
 #: PEFT's ``lora_alpha`` when the config has none (LoraConfig default); the converter
 #: itself raises KeyError without it.
@@ -77,12 +79,12 @@ def _ranks(ctx: Context) -> dict[str, int]:
 
 def _kind(key: str, version: tuple[int, ...]) -> str:
     """What the converter at ``version`` does with tensor ``key``: "pair", "skipped", "norm"
-    (kept as a norm vector), or why it stops: "dora", "bias", "embedding-lora", "other"."""
+    (kept as a norm vector), or why it stops: "dora", "bias", "other"."""
     embedding_pairs = version >= EMBEDDING_LORA
     if ".lora_A.weight" in key or ".lora_B.weight" in key:
         return "pair"
     if ".lora_embedding_A" in key or ".lora_embedding_B" in key:
-        return "pair" if embedding_pairs else "embedding-lora"
+        return "pair" if embedding_pairs else "other"
     if ".base_layer.weight" in key:
         return "skipped"
     if embedding_pairs and ("_layernorm" in key or ".norm" in key):
@@ -186,20 +188,26 @@ def check_alpha_pattern(ctx: Context) -> Iterator[Verdict]:
     )
 
 
+def _why_stopped(name: str, version: tuple[int, ...]) -> str:
+    if name.endswith((".embed_tokens.weight", ".lm_head.weight")):
+        said = "\"Embeddings is present in the adapter\": " if version >= EMBEDDINGS_MESSAGE else ""
+        return f"full embedding/lm_head weights ({said}new tokens or modules_to_save) are not supported"
+    if ".lora_embedding_" in name:
+        return "LoRA on the token embedding (lora_embedding_A/B) is converted from b4446 on"
+    if "_layernorm" in name or ".norm" in name:
+        return "norm vectors are kept from b4446 on"
+    return "it converts only LoRA pairs, not whole-module copies (modules_to_save, trainable tokens)"
+
+
 def check_full_weights(ctx: Context) -> Iterator[Verdict]:
-    names = _tensors_of(ctx, "other")  # before b4446 this includes norm vectors
+    names = _tensors_of(ctx, "other")
     if not names:
         return
-    embeddings = [n for n in names if n.endswith((".embed_tokens.weight", ".lm_head.weight"))]
-    why = (
-        "full embedding/lm_head weights (\"Embeddings is present in the adapter\": new tokens or "
-        "modules_to_save) are not supported"
-        if embeddings
-        else "it converts only LoRA pairs, not whole-module copies (modules_to_save, trainable tokens)"
-    )
+    reasons = "; ".join(dict.fromkeys(_why_stopped(n, ctx.version) for n in names))
     yield Verdict(
-        f"{_stops(names)}: {why}; {len(names)} such tensor(s): {_listed(names)}. Convert without them "
-        "(drop modules_to_save / trainable tokens) or merge the adapter into the base and convert the merged model",
+        f"{_stops(names)}: {reasons}; {len(names)} such tensor(s): {_listed(names)}. Convert without them "
+        "(or with a newer build, where that is the reason) or merge the adapter into the base and convert "
+        "the merged model",
         json_path=("modules_to_save",) if "modules_to_save" in ctx.config else None,
     )
 
@@ -225,12 +233,12 @@ def check_bias(ctx: Context) -> Iterator[Verdict]:
         )
 
 
-def check_embedding_lora(ctx: Context) -> Iterator[Verdict]:
-    names = _tensors_of(ctx, "embedding-lora")
-    if names:
+def check_lora_alpha(ctx: Context) -> Iterator[Verdict]:
+    if "lora_alpha" not in ctx.config:
         yield Verdict(
-            f"{_stops(names)}: LoRA on the token embedding (lora_embedding_A/B) is converted from b4446 on; "
-            "convert with b4446 or newer"
+            "the config has no lora_alpha: the converter reads lparams[\"lora_alpha\"] and stops with "
+            f"KeyError: 'lora_alpha' (PEFT falls back to {PEFT_DEFAULT_ALPHA}); write the alpha the adapter was "
+            f"trained with (PEFT has been running it with {PEFT_DEFAULT_ALPHA}) before converting"
         )
 
 
@@ -305,8 +313,9 @@ PROFILE = Profile(
         ),
         TargetRule(
             "AG913", ">=3400",
-            f"{_GET_TENSORS} (a tensor that is not a LoRA pair, a base_layer copy or, from b4446, a norm "
-            "exits with \"Unexpected name\"; \"Embeddings is present\" from b3959)",
+            f"{_GET_TENSORS} (a tensor that is not a LoRA pair, a base_layer copy or, from b4446, a norm or "
+            "lora_embedding_A/B exits with \"Unexpected name\"; \"Embeddings is present\" from b3959); "
+            "git log -S'lora_embedding_A' -- convert_lora_to_gguf.py: 4d2b3d88 (#11131), b4446",
             _url(CONVERTER, "L470-L482"),
             check_full_weights,
             "full module weights (modules_to_save, embed_tokens/lm_head, trainable tokens) stop the converter",
@@ -326,11 +335,11 @@ PROFILE = Profile(
             "bias tensors (bias=lora_only/all, lora_bias) stop the converter",
         ),
         TargetRule(
-            "AG916", ">=3400,<4446",
-            "git log -S 'lora_embedding_A' -- convert_lora_to_gguf.py: accepted from 4d2b3d88 (#11131), b4446",
-            _url(CONVERTER, "L268-L275"),
-            check_embedding_lora,
-            "LoRA on the token embedding stops the converter before b4446",
+            "AG916", ">=3400",
+            f"{CONVERTER} @ {TAG}, __main__ (alpha = lparams[\"lora_alpha\"]: a KeyError without it)",
+            _url(CONVERTER, "L528-L528"),
+            check_lora_alpha,
+            "a config without lora_alpha stops the converter (KeyError)",
         ),
         TargetRule(
             "AG917", ">=4446",
