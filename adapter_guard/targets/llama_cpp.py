@@ -204,11 +204,13 @@ def check_full_weights(ctx: Context) -> Iterator[Verdict]:
     if not names:
         return
     reasons = "; ".join(dict.fromkeys(_why_stopped(n, ctx.version) for n in names))
+    if all(".lora_embedding_" in n or "_layernorm" in n or ".norm" in n for n in names):
+        todo = "use b4446 or newer"
+    else:
+        todo = "drop them (modules_to_save, trainable tokens) or merge the adapter into the base and convert that"
     yield Verdict(
-        f"{_stops(names)}: {reasons}; {len(names)} such tensor(s): {_listed(names)}. Convert without them "
-        "(or with a newer build, where that is the reason) or merge the adapter into the base and convert "
-        "the merged model",
-        json_path=("modules_to_save",) if "modules_to_save" in ctx.config else None,
+        f"{_stops(names)}: {reasons}; {len(names)} such tensor(s): {_listed(names)}. To convert, {todo}",
+        json_path=("modules_to_save",) if ctx.config.get("modules_to_save") else None,
     )
 
 
@@ -249,7 +251,7 @@ def check_norm_ignored(ctx: Context) -> Iterator[Verdict]:
             f"the converter passes {len(names)} norm tensor(s) through ({_listed(names)}), but llama.cpp's "
             "adapter loader skips every `*_norm.weight` (\"TODO: add support for norm vector\"), so the adapter "
             "runs with the base model's norms; merge the adapter into the base if the norms matter",
-            json_path=("modules_to_save",) if "modules_to_save" in ctx.config else None,
+            json_path=("modules_to_save",) if ctx.config.get("modules_to_save") else None,
         )
 
 
