@@ -70,6 +70,9 @@ EXTRA_CASES: dict[str, pw.PeftCase] = {
         pw.GPT2, {"r": 4, "lora_alpha": 8, "target_modules": ["c_proj"], "fan_in_fan_out": True}
     ),
     "rslora_r8": pw.PeftCase(pw.LLAMA, {"r": 8, "lora_alpha": 16, "target_modules": QV, "use_rslora": True}),
+    "rslora_bin": pw.PeftCase(
+        pw.LLAMA, {"r": 16, "lora_alpha": 16, "target_modules": QV, "use_rslora": True}, safe_serialization=False
+    ),
     "rslora_r1": pw.PeftCase(pw.LLAMA, {"r": 1, "lora_alpha": 16, "target_modules": QV, "use_rslora": True}),
 }
 
@@ -245,6 +248,15 @@ def test_rslora_fold_with_an_irrational_root(lab, converted):
     found = verdict(lab["rslora_r8"])
     assert found.codes == ["AG911"] and "set lora_alpha to 45.254834 (= 16 × √8)" in found.messages[0]
     assert verdict(lab["rslora_r8_folded"]).codes == []
+
+
+def test_rslora_in_a_bin_file_is_judged_from_the_config(lab, converted):
+    """The converter reads adapter_model.bin too; the lint reads no pickle, so the rank is the config's r."""
+    assert not (lab["rslora_bin"] / pw.WEIGHTS_NAME).exists()
+    rslora = converted["rslora_bin"]
+    assert rslora.conversion.converted and all(rslora.ratio(name) == pytest.approx(0.25) for name in rslora.peft)
+    found = verdict(lab["rslora_bin"])
+    assert "AG911" in found.codes and "set lora_alpha to 64 (= 16 × √16)" in found.messages[found.codes.index("AG911")]
 
 
 def test_rslora_with_several_ranks_has_no_single_alpha(lab, converted):

@@ -30,9 +30,8 @@ TAG = "b11312"
 REPO = "https://github.com/ggml-org/llama.cpp/blob"
 CONVERTER = "convert_lora_to_gguf.py"
 
-#: b3400 (#8332) added convert_lora_to_gguf.py; b4446 (#11131) taught it mergekit's
-#: ``lora_embedding_A/B`` pairs and norm vectors.
-FIRST_CONVERTER = (3400,)
+#: b4446 (#11131) taught the converter mergekit's ``lora_embedding_A/B`` pairs and norm
+#: vectors (b3400, #8332, added the converter: the rules' ranges say so).
 EMBEDDING_LORA = (4446,)
 #: b3959 (#9948) added the "Embeddings is present in the adapter" hint.
 EMBEDDINGS_MESSAGE = (3959,)
