@@ -146,10 +146,11 @@ def _kind(adapter_dir: Path) -> str:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory, peft_corpus) -> dict[str, Path]:
-    """Every adapter the tests convert: the peft_writers corpus (minus the conv_emb sample: the
-    converter needs a transformers base), EXTRA_CASES, and config edits of real samples."""
+    """Every adapter the tests convert: the whole peft_writers corpus, EXTRA_CASES, and config
+    edits of real samples. (The conv_emb sample has no transformers base; it is given the Llama
+    one, and the converter stops on its first DoRA tensor whatever the base.)"""
     root = tmp_path_factory.mktemp("llama_cpp_lab")
-    adapters = {name: s.adapter_dir for name, s in peft_corpus.items() if s.base != pw.CONV_EMB}
+    adapters = {name: s.adapter_dir for name, s in peft_corpus.items()}
     for name in EXTRA_CASES:
         adapters[name] = build_extra(name, root / name)
     rslora = pw.read_config(peft_corpus["rslora"].adapter_dir)
@@ -256,7 +257,7 @@ def test_rslora_in_a_bin_file_is_judged_from_the_config(lab, converted):
     rslora = converted["rslora_bin"]
     assert rslora.conversion.converted and all(rslora.ratio(name) == pytest.approx(0.25) for name in rslora.peft)
     found = verdict(lab["rslora_bin"])
-    assert "AG911" in found.codes and "set lora_alpha to 64 (= 16 × √16)" in found.messages[found.codes.index("AG911")]
+    assert found.codes == ["AG911"] and "set lora_alpha to 64 (= 16 × √16)" in found.messages[0]
 
 
 def test_rslora_with_several_ranks_has_no_single_alpha(lab, converted):
@@ -322,6 +323,7 @@ def _stopped_at(converted: Converted, tensor: str) -> bool:
         ("modules_to_save_embed", "base_model.model.model.embed_tokens.weight", "AG913"),
         ("trainable_tokens", "base_model.model.model.embed_tokens.token_adapter.trainable_tokens_delta", "AG913"),
         ("dora", "base_model.model.model.layers.0.self_attn.q_proj.lora_magnitude_vector", "AG914"),
+        ("custom_conv_emb_dora", "base_model.model.conv1d.lora_magnitude_vector", "AG914"),
         ("llama_lora_bias", "base_model.model.model.layers.0.self_attn.q_proj.lora_B.bias", "AG915"),
         ("gpt2_bias_lora_only", "base_model.model.transformer.h.0.attn.c_attn.base_layer.bias", "AG915"),
         ("gpt2_bias_all", "base_model.model.transformer.h.0.attn.c_attn.base_layer.bias", "AG915"),
