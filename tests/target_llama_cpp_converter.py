@@ -2,9 +2,10 @@
 
 The converter comes from the package registry: the ``llama-cpp-python`` sdist vendors
 llama.cpp (``vendor/llama.cpp``: the converter, its ``conversion/`` package and
-``gguf-py``). Version 0.3.36 vendors llama.cpp commit 0c1e57098, build tag b11312
-(its CHANGELOG names the commit; the test checks it). The sdist is downloaded once
-with ``pip download`` and the converter's files are kept under the runtime cache
+``gguf-py``). Three releases are pinned (:class:`Pin`): 0.3.36 vendors build b11312
+(the profile's latest), 0.3.5 vendors b4295 and 0.2.82 vendors b3353 (their CHANGELOGs
+name the commits; the test checks them). Each sdist is downloaded once with ``pip
+download`` and the converter's files are kept under the runtime cache
 (``tests/runtime_venvs.py``), beside a venv holding the ``gguf`` package from PyPI
 (``inherit=True``: torch, transformers, safetensors and numpy come from the test env).
 
@@ -38,16 +39,32 @@ from typing import Any
 
 import runtime_venvs
 
-SDIST = "llama-cpp-python==0.3.36"
-VENDORED_COMMIT = "0c1e57098"
+@dataclass(frozen=True)
+class Pin:
+    """A llama-cpp-python sdist and the llama.cpp build it vendors (its CHANGELOG names the commit;
+    the build tag is the first ``b*`` tag containing it: ``git tag --contains`` on ggml-org/llama.cpp)."""
+
+    sdist: str
+    commit: str
+    tag: str
+
+
+#: The newest release, the profile's ``latest``. (b11312 for 0c1e57098: public build labels
+#: "b11312-0c1e57098"; the mirror's history stops at b4747.)
+LATEST = Pin("0.3.36", "0c1e57098", "b11312")
+#: Between b3959 and b4446: "Embeddings is present" but no lora_embedding_A/B, no norms.
+B4295 = Pin("0.3.5", "26a8406ba", "b4295")
+#: Before b3400: no convert_lora_to_gguf.py at all.
+B3353 = Pin("0.2.82", "7fdb6f73e", "b3353")
+
 GGUF = "gguf==0.19.0"
-#: The converter's files inside the sdist's vendor/llama.cpp.
+#: The converter's files inside the sdist's vendor/llama.cpp (conversion/ is b8xxx+'s model package).
 CONVERTER_FILES = ("convert_lora_to_gguf.py", "convert_hf_to_gguf.py", "conversion/", "gguf-py/")
 
 
-def converter_dir() -> Path:
-    """vendor/llama.cpp's converter files of the pinned sdist (downloaded on first use)."""
-    home = runtime_venvs.root() / f"{SDIST.replace('==', '-')}-converter"
+def converter_dir(pin: Pin = LATEST) -> Path:
+    """vendor/llama.cpp's converter files of a pinned sdist, and its CHANGELOG.md (downloaded on first use)."""
+    home = runtime_venvs.root() / f"llama-cpp-python-{pin.sdist}-converter"
     ready = home / ".ready"
     home.parent.mkdir(parents=True, exist_ok=True)
     with open(home.parent / f".{home.name}.lock", "w") as lock:
@@ -55,8 +72,8 @@ def converter_dir() -> Path:
         if not ready.exists():
             with tempfile.TemporaryDirectory() as download:
                 subprocess.run(
-                    [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", SDIST,
-                     "--no-deps", "--no-binary", ":all:", "-d", download],
+                    [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check",
+                     f"llama-cpp-python=={pin.sdist}", "--no-deps", "--no-binary", ":all:", "-d", download],
                     check=True, timeout=900,
                 )
                 (sdist,) = Path(download).glob("*.tar.gz")
@@ -73,8 +90,16 @@ def converter_dir() -> Path:
                             continue
                         members.append(member)
                     tar.extractall(home, members=members, filter="data")
-            ready.write_text(SDIST)
+            ready.write_text(pin.sdist)
     return home
+
+
+def vendored_commit(pin: Pin) -> str:
+    """The llama.cpp commit the sdist's CHANGELOG gives for its own release."""
+    changelog = (converter_dir(pin) / "CHANGELOG.md").read_text()
+    section = changelog.split(f"## [{pin.sdist}]", 1)[1].split("\n## [", 1)[0]
+    (line,) = [line for line in section.splitlines() if "Update llama.cpp to" in line or "update llama.cpp to" in line]
+    return line.rsplit("llama.cpp@", 1)[1].strip()
 
 
 def converter_python() -> Path:
@@ -160,15 +185,15 @@ class Conversion:
         return self.exit == 0 and self.exception is None and self.gguf is not None
 
 
-def convert(jobs: list[tuple[Path, Path]], out_dir: Path) -> list[Conversion]:
-    """Run the converter on each ``(adapter_dir, base_dir)`` (base_dir holds the base's config.json)."""
+def convert(jobs: list[tuple[Path, Path]], out_dir: Path, pin: Pin = LATEST) -> list[Conversion]:
+    """Run the pinned converter on each ``(adapter_dir, base_dir)`` (base_dir holds the base's config.json)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     outfiles = [out_dir / f"{i}.gguf" for i in range(len(jobs))]
     payload = [
         {"adapter": str(adapter), "base": str(base), "outfile": str(outfile)}
         for (adapter, base), outfile in zip(jobs, outfiles)
     ]
-    raw = runtime_venvs.run_json(converter_python(), CONVERT_SCRIPT, str(converter_dir()), json.dumps(payload))
+    raw = runtime_venvs.run_json(converter_python(), CONVERT_SCRIPT, str(converter_dir(pin)), json.dumps(payload))
     return [
         Conversion(r["exit"], r["exception"], r["errors"], outfile if outfile.is_file() and r["exit"] == 0 else None)
         for r, outfile in zip(raw, outfiles)

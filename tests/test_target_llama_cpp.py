@@ -202,12 +202,16 @@ def converted(lab, vlm_corpus, tmp_path_factory) -> dict[str, Converted]:
 # -- the pin ----------------------------------------------------------------------------------------
 
 
-def test_the_converter_run_is_the_profiles_latest_build():
-    """llama-cpp-python 0.3.36 vendors llama.cpp 0c1e57098, which is build tag b11312."""
-    changelog = (llama.converter_dir() / "CHANGELOG.md").read_text()
-    section = changelog.split("## [0.3.36]", 1)[1].split("## [", 1)[0]
-    assert f"llama.cpp@{llama.VENDORED_COMMIT}" in section
-    assert PROFILE.latest == "b11312"
+@pytest.mark.parametrize("pin", [llama.LATEST, llama.B4295, llama.B3353], ids=lambda pin: pin.tag)
+def test_each_pinned_sdist_vendors_the_build_it_is_named_for(pin):
+    """llama-cpp-python 0.3.36 / 0.3.5 / 0.2.82 vendor llama.cpp 0c1e57098 (b11312) / 26a8406ba (b4295) /
+    7fdb6f73e (b3353): each CHANGELOG names its commit."""
+    assert llama.vendored_commit(pin).startswith(pin.commit)
+    assert (llama.converter_dir(pin) / "convert_hf_to_gguf.py").is_file()  # the vendored tree was found
+
+
+def test_the_latest_pin_is_the_profiles_latest():
+    assert PROFILE.latest == llama.LATEST.tag == "b11312"
     assert runtime_venvs.installed_version(llama.converter_python(), "gguf") == "0.19.0"
 
 
@@ -364,24 +368,56 @@ def test_the_full_embedding_peft_saves_for_an_embedding_lora_is_skipped(lab, con
     assert verdict(lab["embedding"]) == Verdict("ok", [], [])
 
 
-# -- AG913 before b4446, AG919 no converter before b3400 (source only) ------------------------------------
+# -- b4295: before b4446, and AG919 before b3400, with the converters of those builds -------------------------
+
+#: The samples run again through the b4295 converter.
+B4295_SAMPLES = ("plain_qv", "rslora", "embedding", "modules_to_save_norm", "modules_to_save_lm_head")
 
 
-def test_embedding_lora_stops_converters_before_b4446(lab):
-    """Source: `git log -S'lora_embedding_A' -- convert_lora_to_gguf.py` -> 4d2b3d88 (#11131, "lora : improve
-    compat with mergekit-extract-lora"), first in b4446; before it `get_tensors` knew only
-    `.lora_A.weight`/`.lora_B.weight` and exited on `lora_embedding_A` with "Unexpected name". The
-    b11312 half (it converts, and exactly) is run above."""
-    found = verdict(lab["embedding"], "b4445")
+@pytest.fixture(scope="module")
+def converted_b4295(lab, tmp_path_factory) -> dict[str, Converted]:
+    root = tmp_path_factory.mktemp("llama_cpp_b4295")
+    base = llama.write_base_dir(pw.LLAMA, root / "base")
+    conversions = llama.convert([(lab[n], base) for n in B4295_SAMPLES], root / "gguf", llama.B4295)
+    done = [c for c in conversions if c.converted]
+    ggufs = iter(llama.read_gguf([c.gguf for c in done]))
+    out = {}
+    for name, conversion in zip(B4295_SAMPLES, conversions):
+        result = Converted(pw.LLAMA, conversion)
+        if conversion.converted:
+            result.gguf = next(ggufs)
+            base_ne = llama.base_ne(pw.make_base(pw.LLAMA), pw.LLAMA)
+            result.updates, result.refused, result.skipped = llama.llama_cpp_load(result.gguf, base_ne)
+            result.peft = llama.peft_updates(lab[name], pw.BASES[pw.LLAMA], pw.LLAMA)
+        out[name] = result
+    return out
+
+
+def test_before_b4446_embedding_lora_and_norms_stop_the_converter(lab, converted_b4295):
+    """At b4295 `get_tensors` knows only `.lora_A.weight`/`.lora_B.weight` (`git log -S'lora_embedding_A'
+    -- convert_lora_to_gguf.py` -> 4d2b3d88, #11131, first in b4446). b11312 converts both (tests above)."""
+    assert _stopped_at(converted_b4295["embedding"], "base_model.model.model.embed_tokens.lora_embedding_A")
+    found = verdict(lab["embedding"], "b4295")
     assert found.codes == ["AG913"] and "converted from b4446 on" in found.messages[0]
+    assert _stopped_at(converted_b4295["modules_to_save_norm"], "base_model.model.model.layers.0.input_layernorm.weight")
+    assert verdict(lab["modules_to_save_norm"], "b4295").codes == ["AG913"]
     assert verdict(lab["embedding"], "b4446").codes == []
-    assert verdict(lab["plain_qv"], "b4445").codes == []
+
+
+def test_at_b4295_a_plain_adapter_converts_exactly_and_rslora_does_not(lab, converted_b4295):
+    assert converted_b4295["plain_qv"].correct and verdict(lab["plain_qv"], "b4295").codes == []
+    rslora = converted_b4295["rslora"]
+    assert rslora.gguf.alpha == 16.0 and all(rslora.ratio(name) == pytest.approx(0.25) for name in rslora.peft)
+    assert verdict(lab["rslora"], "b4295").codes == ["AG911"]
+    assert "Embeddings is present in the adapter" in verdict(lab["modules_to_save_lm_head"], "b4295").messages[0]
+    assert _stopped_at(converted_b4295["modules_to_save_lm_head"], "base_model.model.lm_head.weight")
 
 
 def test_there_is_no_converter_before_b3400(lab):
-    """Source: convert_lora_to_gguf.py was added by 97bdd26e (#8332, "Refactor lora adapter support"),
-    whose first build tag is b3400 (`git tag --contains`)."""
-    found = verdict(lab["plain_qv"], "b3399")
+    """b3353's llama.cpp (llama-cpp-python 0.2.82) has no convert_lora_to_gguf.py; it was added by 97bdd26e
+    (#8332, "Refactor lora adapter support"), whose first build tag is b3400 (`git tag --contains`)."""
+    assert not (llama.converter_dir(llama.B3353) / "convert_lora_to_gguf.py").exists()
+    found = verdict(lab["plain_qv"], "b3353")
     assert (found.cell, found.codes) == ("fails", ["AG919"])
     assert verdict(lab["plain_qv"], "b3400").codes == []
 
