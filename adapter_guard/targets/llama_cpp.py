@@ -289,14 +289,6 @@ PROFILE = Profile(
     ),
     rules=(
         TargetRule(
-            "AG919", "<3400",
-            "git log -S 'Not a lora_A or lora_B tensor' -- convert_lora_to_gguf.py: added by 97bdd26e (#8332), "
-            "first in b3400",
-            "https://github.com/ggml-org/llama.cpp/pull/8332",
-            check_no_converter,
-            "before b3400 there is no PEFT-to-GGUF adapter converter",
-        ),
-        TargetRule(
             "AG911", ">=3400",
             f"{CONVERTER} @ {TAG}, __main__ (alpha = lparams[\"lora_alpha\"], nothing reads use_rslora); "
             f"src/llama-adapter.h @ {TAG}, llama_adapter_lora_weight::get_scale (alpha / rank)",
@@ -338,7 +330,7 @@ PROFILE = Profile(
         TargetRule(
             "AG916", ">=3400",
             f"{CONVERTER} @ {TAG}, __main__ (alpha = lparams[\"lora_alpha\"]: a KeyError without it)",
-            _url(CONVERTER, "L528-L528"),
+            _url(CONVERTER, "L528"),
             check_lora_alpha,
             "a config without lora_alpha stops the converter (KeyError)",
         ),
@@ -358,16 +350,25 @@ PROFILE = Profile(
             check_fan_in_fan_out,
             "fan_in_fan_out (GPT-2 Conv1D): the update is transposed; non-square modules are refused at load",
         ),
+        TargetRule(
+            "AG919", "<3400",
+            "git log -S 'Not a lora_A or lora_B tensor' -- convert_lora_to_gguf.py: added by 97bdd26e (#8332), "
+            "first in b3400 (b3353, vendored by llama-cpp-python 0.2.82, has none)",
+            "https://github.com/ggml-org/llama.cpp/pull/8332",
+            check_no_converter,
+            "before b3400 there is no PEFT-to-GGUF adapter converter",
+        ),
     ),
     notes=(
         "Models llama.cpp's `convert_lora_to_gguf.py` (b3400 on) followed by llama.cpp's adapter loader: the "
         "converter keeps the lora_A/lora_B pairs, skips `base_layer.weight` copies, stops on any other tensor, "
         "and writes only `lora_alpha`; llama.cpp scales each pair by alpha / (that pair's rank), so `rank_pattern` "
-        "is honoured and `use_rslora` / `alpha_pattern` are not. The verdicts at b11312 were confirmed by running "
-        "the real converter (the llama.cpp copy vendored by the `llama-cpp-python` 0.3.36 sdist) on adapters "
-        "written by PEFT's `save_pretrained`, and comparing each module's update in the GGUF (read with the `gguf` "
-        "package, scaled as src/llama-adapter.h does) with PEFT's own `get_delta_weight`. Earlier bounds (b3400, "
-        "b4446) come from the repository's git history. Not modelled: a LoRA on `lm_head` of a model with tied "
-        "embeddings (the converter refuses it; that needs the base's config)."
+        "is honoured and `use_rslora` / `alpha_pattern` are not. The verdicts were confirmed by running the real "
+        "converter (as vendored by the `llama-cpp-python` sdists: 0.3.36 = b11312, 0.3.5 = b4295; 0.2.82 = b3353 "
+        "has none) on adapters written by PEFT's `save_pretrained`, and comparing each module's update in the GGUF "
+        "(read with the `gguf` package, applied with llama.cpp's loader rules from src/llama-adapter.cpp) with "
+        "PEFT's own `get_delta_weight`. llama.cpp's C++ loader itself is not run here (no wheel ships it). The "
+        "bounds b3400, b3959 and b4446 come from the repository's git history. Not modelled: a LoRA on `lm_head` "
+        "of a model with tied embeddings (the converter refuses it; that needs the base's config)."
     ),
 )
