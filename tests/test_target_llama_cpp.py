@@ -360,7 +360,7 @@ def test_a_config_without_lora_alpha_stops_the_converter(lab, converted):
     assert (found.cell, found.codes) == ("fails", ["AG916"])
 
 
-def test_the_full_embedding_peft_saves_for_an_embedding_lora_is_skipped(lab, converted, peft_corpus):
+def test_the_full_embedding_peft_saves_for_an_embedding_lora_is_skipped(lab, converted):
     """embed_tokens in target_modules makes PEFT save `embed_tokens.base_layer.weight` (the whole base
     table); the converter skips it and converts the embedding LoRA pair, which llama.cpp applies as
     PEFT does (from b4446)."""
