@@ -738,14 +738,14 @@ RULES: dict[str, Rule] = _rules(
     # -- AG91x: the llama.cpp target (adapter_guard/targets/llama_cpp.py) --------------
     Rule(
         "AG910", "llama-cpp-not-peft", ERROR,
-        "llama.cpp's converter reads only PEFT adapters",
+        "the llama.cpp converter reads only PEFT adapters",
         "`convert_lora_to_gguf.py` reads `adapter_config.json` and `adapter_model.safetensors` "
         "(else `adapter_model.bin`) in PEFT's layout. An mlx-lm, mlx-vlm or npz adapter is not "
         "read at all: convert it to PEFT's layout first, then to GGUF.",
     ),
     Rule(
         "AG911", "llama-cpp-rslora", ERROR,
-        "rsLoRA: llama.cpp conversion will use alpha/r; fold the sqrt(r) factor into lora_alpha",
+        "an rsLoRA adapter converts with scale alpha/r: fold the sqrt(r) factor into lora_alpha",
         "The converter writes `lora_alpha` as the GGUF's `adapter.lora.alpha` and never reads "
         "`use_rslora`; llama.cpp scales each pair by alpha / rank. PEFT's rsLoRA scale is "
         "alpha / sqrt(r), so the GGUF adapter runs sqrt(r) times too weak. Before converting, set "
@@ -755,7 +755,7 @@ RULES: dict[str, Rule] = _rules(
     ),
     Rule(
         "AG912", "llama-cpp-alpha-pattern", ERROR,
-        "llama.cpp's converter ignores alpha_pattern",
+        "the llama.cpp converter ignores alpha_pattern",
         "The GGUF adapter holds one alpha, `lora_alpha`; llama.cpp divides it by each pair's "
         "own rank (read from the tensor), so `rank_pattern` is honoured but the modules "
         "`alpha_pattern` gives another alpha run at the wrong scale. Scale their lora_B by "
@@ -763,7 +763,7 @@ RULES: dict[str, Rule] = _rules(
     ),
     Rule(
         "AG913", "llama-cpp-full-weights", ERROR,
-        "llama.cpp's converter stops on whole-module weights",
+        "the llama.cpp converter stops on whole-module weights",
         "A tensor that is not a LoRA pair or a `base_layer.weight` copy (`modules_to_save` "
         "copies, a resized `embed_tokens`/`lm_head`, trainable-token deltas; before b4446 also "
         "norm vectors and `lora_embedding_A/B`) ends the conversion with \"Unexpected name ...: "
@@ -773,35 +773,35 @@ RULES: dict[str, Rule] = _rules(
     ),
     Rule(
         "AG914", "llama-cpp-dora", ERROR,
-        "llama.cpp's converter stops on DoRA magnitude vectors",
+        "the llama.cpp converter stops on DoRA magnitude vectors",
         "`lora_magnitude_vector` is not a lora_A/lora_B tensor: the converter exits with "
         "\"Unexpected name\". llama.cpp has no DoRA; merge the adapter into the base and "
         "convert the merged model.",
     ),
     Rule(
         "AG915", "llama-cpp-bias", ERROR,
-        "llama.cpp's converter stops on bias tensors",
+        "the llama.cpp converter stops on bias tensors",
         "`bias=\"lora_only\"`/`\"all\"` (`base_layer.bias`, plain biases) and `lora_bias` "
         "(`lora_B.bias`) write tensors the converter does not know: it exits with "
         "\"Unexpected name\". Train without them, or merge the adapter and convert the merged model.",
     ),
     Rule(
         "AG916", "llama-cpp-no-lora-alpha", ERROR,
-        "llama.cpp's converter needs lora_alpha in the config",
+        "the llama.cpp converter needs lora_alpha in the config",
         "The converter reads `lora_alpha` with no default and stops with `KeyError: 'lora_alpha'` "
         "when it is missing; PEFT itself falls back to 8. Write the alpha the adapter was trained "
         "with (PEFT has been running it with 8) before converting.",
     ),
     Rule(
         "AG917", "llama-cpp-norm-ignored", ERROR,
-        "llama.cpp converts norm weights but ignores them at load",
+        "norm weights are converted, then ignored by llama.cpp at load",
         "From b4446 the converter passes norm vectors (e.g. `modules_to_save` of a layernorm) "
         "into the GGUF, but llama.cpp's adapter loader skips every `*_norm.weight`: the adapter "
         "runs with the base model's norms. Merge the adapter if the norms matter.",
     ),
     Rule(
         "AG918", "llama-cpp-fan-in-fan-out", ERROR,
-        "fan_in_fan_out (Conv1D) adapters convert transposed for llama.cpp",
+        "Conv1D (fan_in_fan_out) adapters convert transposed for llama.cpp",
         "For GPT-2-style Conv1D layers the converter transposes the base weight, and the LoRA "
         "pair with it; PEFT's pair is already in (out, in) order, so llama.cpp refuses a "
         "non-square module (\"tensor ... has incorrect shape\") and applies the transposed "
@@ -809,7 +809,7 @@ RULES: dict[str, Rule] = _rules(
     ),
     Rule(
         "AG919", "llama-cpp-no-converter", ERROR,
-        "llama.cpp builds before b3400 have no PEFT-to-GGUF converter",
+        "builds before llama.cpp b3400 have no PEFT-to-GGUF converter",
         "`convert_lora_to_gguf.py` was added in b3400 (#8332); the older `convert-lora-to-ggml.py` "
         "wrote a format current llama.cpp no longer reads. Convert with b3400 or newer.",
     ),
