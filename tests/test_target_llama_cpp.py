@@ -166,6 +166,8 @@ def lab(tmp_path_factory, peft_corpus) -> dict[str, Path]:
     adapters["rank_pattern_only"] = edited(pattern, root / "rank_pattern_only", alpha_pattern={})
     plain = peft_corpus["plain_qv"].adapter_dir
     adapters["no_lora_alpha"] = edited(plain, root / "no_lora_alpha", lora_alpha=pw.DELETE)
+    # PEFT clears a wrong fan_in_fan_out on Linear layers (with a warning); the converter never reads it.
+    adapters["fan_in_fan_out_on_linear"] = edited(plain, root / "fan_in_fan_out_on_linear", fan_in_fan_out=True)
     adapters["rslora_rank_pattern"] = edited(pattern, root / "rslora_rank_pattern", alpha_pattern={}, use_rslora=True)
     adapters["alpha_pattern_same_alpha"] = edited(
         pattern, root / "alpha_pattern_same_alpha", alpha_pattern={"k_proj": 16}
@@ -498,6 +500,7 @@ def test_the_verdict_agrees_with_llama_cpp_on_every_adapter(lab, converted):
     assert correct >= {
         "plain_qv", "regex_target", "layers_to_transform", "layers_pattern", "all_linear", "bin_fallback",
         "named_subfolder", "embedding", "rslora_folded", "rank_pattern_only", "alpha_pattern_same_alpha",
+        "fan_in_fan_out_on_linear",
     }
     verdicts = {name: verdict(path) for name, path in lab.items()}
     assert {name for name, v in verdicts.items() if v.cell == "ok" and not v.codes} == correct

@@ -254,17 +254,30 @@ def check_norm_ignored(ctx: Context) -> Iterator[Verdict]:
         )
 
 
+#: The Conv1D weights the converter transposes (conversion/gpt2.py, conversion/jais.py): a PEFT pair
+#: on them is already in (out, in) order and gets transposed with them.
+CONV1D_TRANSPOSED = ("c_attn", "c_proj", "c_fc", "c_fc2")
+
+
 def check_fan_in_fan_out(ctx: Context) -> Iterator[Verdict]:
+    # PEFT sets fan_in_fan_out for Conv1D layers and clears it for Linear ones, so the flag alone
+    # is not proof: only pairs on the Conv1D weights the converter transposes go wrong.
     if ctx.config.get("fan_in_fan_out") is not True:
         return
     shapes = _shapes(ctx)
-    if shapes is not None and not any(_kind(k, ctx.version) == "pair" for k in shapes):
+    if shapes is not None:
+        modules = sorted(split_tensors(shapes).modules)
+    else:
+        targets = ctx.config.get("target_modules")
+        modules = [t for t in targets if isinstance(t, str)] if isinstance(targets, list) else []
+    hit = [m for m in modules if m.rpartition(".")[2] in CONV1D_TRANSPOSED]
+    if not hit:
         return
     yield Verdict(
-        "fan_in_fan_out is true (Conv1D layers, as in GPT-2): the converter transposes the base weight and the "
-        "LoRA pair alike, but PEFT's pair is already in (out, in) order, so llama.cpp refuses the non-square "
-        "modules (\"tensor ... has incorrect shape\") and applies the transposed update to the square ones; "
-        "merge the adapter into the base and convert the merged model",
+        f"fan_in_fan_out is true and {len(hit)} module(s) are Conv1D layers ({_listed(hit)}): the converter "
+        "transposes the base weight and the LoRA pair alike, but PEFT's pair is already in (out, in) order, so "
+        "llama.cpp refuses the non-square modules (\"tensor ... has incorrect shape\") and applies the transposed "
+        "update to the square ones; merge the adapter into the base and convert the merged model",
         json_path=("fan_in_fan_out",),
     )
 
@@ -345,7 +358,8 @@ PROFILE = Profile(
         TargetRule(
             "AG918", ">=3400",
             f"{CONVERTER} @ {TAG}, LoraTorchTensor.transpose/permute, with conversion/gpt2.py GPT2Model.modify_tensors "
-            f"(transposes c_attn/c_proj/c_fc); src/llama-adapter.cpp @ {TAG} (\"has incorrect shape\")",
+            "and conversion/jais.py (transpose c_attn/c_proj/c_fc); "
+            f"src/llama-adapter.cpp @ {TAG} (\"has incorrect shape\")",
             _url("conversion/gpt2.py", "L33-L34"),
             check_fan_in_fan_out,
             "fan_in_fan_out (GPT-2 Conv1D): the update is transposed; non-square modules are refused at load",
