@@ -736,6 +736,83 @@ RULES: dict[str, Rule] = _rules(
     # (end of AG90x)
     #
     # -- AG91x: the llama.cpp target (adapter_guard/targets/llama_cpp.py) --------------
+    Rule(
+        "AG910", "llama-cpp-not-peft", ERROR,
+        "the llama.cpp converter reads only PEFT adapters",
+        "`convert_lora_to_gguf.py` reads `adapter_config.json` and `adapter_model.safetensors` "
+        "(else `adapter_model.bin`) in PEFT's layout. An mlx-lm, mlx-vlm or npz adapter is not "
+        "read at all: convert it to PEFT's layout first, then to GGUF.",
+    ),
+    Rule(
+        "AG911", "llama-cpp-rslora", ERROR,
+        "an rsLoRA adapter converts with scale alpha/r: fold the sqrt(r) factor into lora_alpha",
+        "The converter writes `lora_alpha` as the GGUF's `adapter.lora.alpha` and never reads "
+        "`use_rslora`; llama.cpp scales each pair by alpha / rank. PEFT's rsLoRA scale is "
+        "alpha / sqrt(r), so the GGUF adapter runs sqrt(r) times too weak. Before converting, set "
+        "`lora_alpha` to lora_alpha * sqrt(r) and `use_rslora` to false: PEFT then scales "
+        "the adapter exactly as before, and so does llama.cpp. With several ranks no single "
+        "alpha fits.",
+    ),
+    Rule(
+        "AG912", "llama-cpp-alpha-pattern", ERROR,
+        "the llama.cpp converter ignores alpha_pattern",
+        "The GGUF adapter holds one alpha, `lora_alpha`; llama.cpp divides it by each pair's "
+        "own rank (read from the tensor), so `rank_pattern` is honoured but the modules "
+        "`alpha_pattern` gives another alpha run at the wrong scale. Scale their lora_B by "
+        "alpha / lora_alpha and drop `alpha_pattern`, or merge the adapter, before converting.",
+    ),
+    Rule(
+        "AG913", "llama-cpp-full-weights", ERROR,
+        "the llama.cpp converter stops on whole-module weights",
+        "A tensor that is not a LoRA pair or a `base_layer.weight` copy (`modules_to_save` "
+        "copies, a resized `embed_tokens`/`lm_head`, trainable-token deltas; before b4446 also "
+        "norm vectors and `lora_embedding_A/B`) ends the conversion with \"Unexpected name ...: "
+        "Not a lora_A or lora_B tensor\" (and \"Embeddings is present in the adapter\" for "
+        "embeddings). Convert without them, or merge the adapter into the base and convert the "
+        "merged model.",
+    ),
+    Rule(
+        "AG914", "llama-cpp-dora", ERROR,
+        "the llama.cpp converter stops on DoRA magnitude vectors",
+        "`lora_magnitude_vector` is not a lora_A/lora_B tensor: the converter exits with "
+        "\"Unexpected name\". llama.cpp has no DoRA; merge the adapter into the base and "
+        "convert the merged model.",
+    ),
+    Rule(
+        "AG915", "llama-cpp-bias", ERROR,
+        "the llama.cpp converter stops on bias tensors",
+        "`bias=\"lora_only\"`/`\"all\"` (`base_layer.bias`, plain biases) and `lora_bias` "
+        "(`lora_B.bias`) write tensors the converter does not know: it exits with "
+        "\"Unexpected name\". Train without them, or merge the adapter and convert the merged model.",
+    ),
+    Rule(
+        "AG916", "llama-cpp-no-lora-alpha", ERROR,
+        "the llama.cpp converter needs lora_alpha in the config",
+        "The converter reads `lora_alpha` with no default and stops with `KeyError: 'lora_alpha'` "
+        "when it is missing; PEFT itself falls back to 8. Write the alpha the adapter was trained "
+        "with (PEFT has been running it with 8) before converting.",
+    ),
+    Rule(
+        "AG917", "llama-cpp-norm-ignored", ERROR,
+        "norm weights are converted, then ignored by llama.cpp at load",
+        "From b4446 the converter passes norm vectors (e.g. `modules_to_save` of a layernorm) "
+        "into the GGUF, but llama.cpp's adapter loader skips every `*_norm.weight`: the adapter "
+        "runs with the base model's norms. Merge the adapter if the norms matter.",
+    ),
+    Rule(
+        "AG918", "llama-cpp-fan-in-fan-out", ERROR,
+        "Conv1D (fan_in_fan_out) adapters convert transposed for llama.cpp",
+        "For GPT-2-style Conv1D layers the converter transposes the base weight, and the LoRA "
+        "pair with it; PEFT's pair is already in (out, in) order, so llama.cpp refuses a "
+        "non-square module (\"tensor ... has incorrect shape\") and applies the transposed "
+        "update to a square one. Merge the adapter into the base and convert the merged model.",
+    ),
+    Rule(
+        "AG919", "llama-cpp-no-converter", ERROR,
+        "builds before llama.cpp b3400 have no PEFT-to-GGUF converter",
+        "`convert_lora_to_gguf.py` was added in b3400 (#8332); the older `convert-lora-to-ggml.py` "
+        "wrote a format current llama.cpp no longer reads. Convert with b3400 or newer.",
+    ),
     # (end of AG91x)
     #
     # -- AG92x: the PEFT target (adapter_guard/targets/peft.py) ------------------------
