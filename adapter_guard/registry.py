@@ -832,7 +832,7 @@ RULES: dict[str, Rule] = _rules(
         "which bind to nothing in an mlx-vlm model.",
     ),
     Rule(
-        "AG941", "mlx-vlm-config-before-0.6", ERROR,
+        "AG941", "mlx-vlm-old-config-schema", ERROR,
         "mlx-vlm 0.5 and older refuse a config beyond {rank, alpha, dropout}",
         "Up to 0.5.0, `apply_lora_layers` requires a top-level `rank` (ValueError \"The adapter "
         "does not have lora params in the config\") and then calls `get_peft_model(model, layers, "
@@ -842,7 +842,7 @@ RULES: dict[str, Rule] = _rules(
         "newer read the old schema by name and ignore extra keys.",
     ),
     Rule(
-        "AG942", "mlx-vlm-full-fine-tune-before-0.7.8", ERROR,
+        "AG942", "mlx-vlm-full-fine-tune-unsupported", ERROR,
         "mlx-vlm before 0.7.8 refuses a full fine-tune config without lora_parameters",
         "mlx-vlm 0.7.8+ saves a full fine-tune as `{\"fine_tune_type\": \"full\"}` and loads it "
         "(strict=True). From 0.6.0 to 0.7.6 `apply_lora_layers` first requires `rank` or "

@@ -73,3 +73,9 @@ def test_readme_example_output_is_what_the_cli_prints(monkeypatch, capsys):
     monkeypatch.chdir(ROOT)
     assert main(["examples/adapters"]) == 1
     assert capsys.readouterr().out == shown
+
+
+def test_rule_names_make_working_github_anchors():
+    """GitHub drops dots from heading anchors: a name with one would break every link to its rule."""
+    for rule in RULES.values():
+        assert all(c.isalnum() or c == "-" for c in rule.name), rule.name
