@@ -789,10 +789,11 @@ RULES: dict[str, Rule] = _rules(
     ),
     Rule(
         "AG925", "peft-target-layer-unsupported", ERROR,
-        "the adapter has LoRA on an nn.Conv1d (before PEFT 0.15) or nn.Conv3d (before 0.14)",
-        "A 3-D `lora_A` is the kernel of an `nn.Conv1d` LoRA layer (added in 0.15, #2333), a 5-D "
-        "one of an `nn.Conv3d` layer (added in 0.14, #2082). Older releases raise `ValueError: "
-        "Target module Conv1d(...) is not supported`.",
+        "the adapter has LoRA on a layer type the PEFT release cannot adapt",
+        "A 5-D `lora_A` is the kernel of an `nn.Conv3d` LoRA layer (PEFT 0.14, #2082), a 3-D one of "
+        "an `nn.Conv1d` layer (0.15, #2333); DoRA on `nn.Conv1d` came in 0.16 (#2531). An older "
+        "release raises `ValueError: Target module Conv1d(...) is not supported` (or a bare "
+        "`NotImplementedError` for DoRA on Conv1d in 0.15).",
     ),
     # (end of AG92x)
     #

@@ -268,27 +268,31 @@ def _pattern_meaning(ctx: Context) -> Iterator[Verdict]:
 
 # -- layer types -------------------------------------------------------------------------
 
-#: lora_A's number of axes -> (layer, first release with LoRA for it).
-_CONV_LAYERS = {3: ("torch.nn.Conv1d", (0, 15)), 5: ("torch.nn.Conv3d", (0, 14))}
+#: lora_A's number of axes -> (layer, first release with LoRA for it, first release with DoRA for it).
+_CONV_LAYERS = {3: ("nn.Conv1d", (0, 15), (0, 16)), 5: ("nn.Conv3d", (0, 14), (0, 14))}
 
 
 def _layer_types(ctx: Context) -> Iterator[Verdict]:
     shapes = ctx.shapes(PEFT_WEIGHTS)
     if shapes is None:
         return
-    unsupported: dict[str, list[str]] = {}
+    dora = ctx.config.get("use_dora") is True
+    unsupported: dict[tuple[str, int], list[str]] = {}
     for name, module in sorted(split_tensors(shapes).modules.items()):
-        if module.a is None or module.embedding:
+        if module.a is None or module.embedding or len(module.a) not in _CONV_LAYERS:
             continue
-        layer = _CONV_LAYERS.get(len(module.a))
-        if layer is not None and ctx.version < layer[1]:
-            unsupported.setdefault(f"{layer[0]} (LoRA for it from {format_version(layer[1])})", []).append(f"`{name}`")
-    for layer, modules in unsupported.items():
+        layer, lora_since, dora_since = _CONV_LAYERS[len(module.a)]
+        if ctx.version < lora_since:
+            what = (f"has no LoRA layer for {layer} (from {format_version(lora_since)}) and raises "
+                    f"ValueError \"Target module {layer.removeprefix('nn.')}(...) is not supported\"")
+        elif dora and ctx.version < dora_since:
+            what = f"has no DoRA for {layer} (from {format_version(dora_since)}) and raises NotImplementedError"
+        else:
+            continue
+        unsupported.setdefault((what, len(module.a)), []).append(f"`{name}`")
+    for (what, axes), modules in unsupported.items():
         shown = ", ".join(modules[:5]) + (f" and {len(modules) - 5} more" if len(modules) > 5 else "")
-        yield Verdict(
-            f"has no LoRA layer for {layer} and raises ValueError \"Target module ... is not supported\": "
-            f"lora_A of {shown} is a {layer.split()[0]} kernel; upgrade PEFT"
-        )
+        yield Verdict(f"{what}: {shown} (a {axes}-D lora_A is that layer's kernel); upgrade PEFT")
 
 
 # -- formats -----------------------------------------------------------------------------------
@@ -350,12 +354,13 @@ PROFILE = Profile(
             "a `^`-anchored (or start-matching) rank_pattern/alpha_pattern key never matches: other ranks and scales",
         ),
         TargetRule(
-            "AG925", "<0.15",
-            "src/peft/tuners/lora/model.py LoraModel._create_new_module (v0.14.0: no nn.Conv1d; v0.13.2: no "
-            "nn.Conv3d); nn.Conv1d from v0.15.0 (#2333), nn.Conv3d from v0.14.0 (#2082)",
+            "AG925", "<0.16",
+            "src/peft/tuners/lora/model.py LoraModel._create_new_module (v0.13.2: no nn.Conv3d, v0.14.0 #2082 adds "
+            "it; v0.14.0: no nn.Conv1d, v0.15.0 #2333 adds it); src/peft/tuners/lora/layer.py "
+            "Conv1d._get_dora_layer_class (v0.15.0: NotImplementedError; DoRA for Conv1d from v0.16.0, #2531)",
             f"{TREE}/v0.14.0/src/peft/tuners/lora/model.py#L358-L364",
             _layer_types,
-            "LoRA on nn.Conv1d (before 0.15) or nn.Conv3d (before 0.14): ValueError",
+            "LoRA on nn.Conv3d (before 0.14) or nn.Conv1d (before 0.15), DoRA on nn.Conv1d (before 0.16): refused",
         ),
     ),
     notes=(
