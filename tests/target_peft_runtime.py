@@ -107,14 +107,17 @@ def load(adapter_dir: str | Path, kind: str, live) -> peft_writers.Outcome:
 
 
 def load_jobs(jobs: dict[str, dict[str, str]]) -> dict[str, Any]:
-    """Each job {dir, base, live (a .npy path)} loaded; what an old release's venv prints."""
+    """What a release's venv prints: its version, its ``LoraConfig`` fields, and each job
+    {dir, base, live (a .npy path)} loaded."""
     import numpy as np
     import peft
+    from peft import LoraConfig
 
     outcomes = {}
     for name, job in jobs.items():
         outcomes[name] = dataclasses.asdict(load(job["dir"], job["base"], np.load(job["live"])))
-    return {"peft": peft.__version__, "outcomes": outcomes}
+    fields = sorted(f.name for f in dataclasses.fields(LoraConfig))
+    return {"peft": peft.__version__, "fields": fields, "outcomes": outcomes}
 
 
 LOAD_SCRIPT = f"""
@@ -123,12 +126,6 @@ sys.path.insert(0, {str(TESTS_DIR)!r})
 import target_peft_runtime
 with open(sys.argv[1], encoding="utf-8") as jobs:
     print(json.dumps(target_peft_runtime.load_jobs(json.load(jobs))))
-"""
-
-LORA_CONFIG_FIELDS_SCRIPT = """
-import dataclasses, json, peft
-from peft import LoraConfig
-print(json.dumps({"peft": peft.__version__, "fields": sorted(f.name for f in dataclasses.fields(LoraConfig))}))
 """
 
 
@@ -143,8 +140,8 @@ def write_jobs(samples: dict[str, tuple[Path, PeftSample]], dest: Path) -> Path:
     import numpy as np
 
     jobs = {}
-    for name, (adapter_dir, sample) in samples.items():
-        live = dest / f"{name}.live.npy"
+    for index, (name, (adapter_dir, sample)) in enumerate(samples.items()):
+        live = dest / f"{index}.live.npy"  # names may hold a "/"
         np.save(live, sample.live)
         jobs[name] = {"dir": str(adapter_dir), "base": sample.base, "live": str(live)}
     path = dest / "jobs.json"
