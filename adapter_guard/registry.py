@@ -781,11 +781,13 @@ RULES: dict[str, Rule] = _rules(
         "before PEFT 0.15, a rank_pattern/alpha_pattern key gives modules another rank or alpha",
         "PEFT 0.15 (#2419) matches each `rank_pattern`/`alpha_pattern` key as `(.*\\.)?(KEY)$`; "
         "0.6-0.14 matched `.*\\.KEY$`, so a `^`-anchored key, or a regex that matches only from the "
-        "start of the module name (the exact full name aside), never matched, and up to 0.13 the rank and alpha keys were searched as one "
+        "start of the module name (the exact full name aside), never matched, a `|` in a key split the "
+        "whole pattern (`q_proj|v_proj` missed v_proj), and up to 0.13 the rank and alpha keys were searched as one "
         "list (a module a rank key matched never got its alpha_pattern value; fixed in 0.14, #2195). "
         "Where the tensors show the rank the key gives today, the older release refuses them (size "
         "mismatch); where only alpha differs it loads with another scale. The finding lists the "
-        "modules. Key each module by its full name without `^` (read alike by every release) or upgrade.",
+        "modules. Upgrade, or write keys every release reads alike: a module's full name without `^`, an "
+        "alternation in brackets (`(q_proj|v_proj)`).",
     ),
     Rule(
         "AG925", "peft-target-layer-unsupported", ERROR,

@@ -1,11 +1,13 @@
-"""PEFT releases as oracles for the PEFT target profile: samples the corpus lacks, and the load script.
+r"""PEFT releases as oracles for the PEFT target profile: samples the corpus lacks, and the load script.
 
 ``peft_writers`` holds the real ``save_pretrained`` corpus; the profile's rules
-need three more adapters, written the same way (a tiny seeded base, "trained"
+need four more adapters, written the same way (a tiny seeded base, "trained"
 tensors, the stock ``save_pretrained``):
 
 - ``alpha_behind_rank_key``: a rank_pattern key and an alpha_pattern key both match
   layer 0's q_proj (PEFT up to 0.13 searched both dicts as one list);
+- ``alternation_rank_key``: a rank_pattern key ``q_proj|v_proj`` (before 0.15 PEFT wrapped it
+  unbracketed, ``.*\.q_proj|v_proj$``, so the ``|`` split the pattern);
 - ``conv1d_lora``: plain LoRA on an ``nn.Conv1d`` (PEFT has it from 0.15);
 - ``conv3d_lora``: plain LoRA on an ``nn.Conv3d`` (PEFT has it from 0.14).
 
@@ -77,6 +79,9 @@ CASES: dict[str, PeftCase] = {
             "rank_pattern": {"q_proj": 4},
             "alpha_pattern": {"layers.0.self_attn.q_proj": 32},
         },
+    ),
+    "alternation_rank_key": PeftCase(
+        LLAMA, {"r": 8, "lora_alpha": 16, "target_modules": ["q_proj", "k_proj", "v_proj"], "rank_pattern": {"q_proj|v_proj": 4}}
     ),
     "conv1d_lora": PeftCase(CONV_EMB, {"r": 4, "lora_alpha": 8, "target_modules": ["conv1d", "linear"]}),
     "conv3d_lora": PeftCase(CONV3D, {"r": 4, "lora_alpha": 8, "target_modules": ["conv3d"]}),

@@ -44,13 +44,14 @@ FAILS_AT = {
     "0.13.2": {
         "rank_alpha_pattern",  # `^` key never matches: size mismatch
         "alpha_behind_rank_key",  # rank and alpha keys as one list: layer 0 q_proj loses its alpha
+        "alternation_rank_key",  # `.*\.q_proj|v_proj$`: v_proj misses its rank
         "trainable_tokens",  # trainable_token_indices is set: TypeError
         "gpt2_lora_bias",  # lora_bias is set: TypeError
         "custom_conv_emb_dora",  # no nn.Conv1d LoRA
         "conv1d_lora",
         "conv3d_lora",  # no nn.Conv3d LoRA
     },
-    "0.14.0": {"rank_alpha_pattern", "trainable_tokens", "custom_conv_emb_dora", "conv1d_lora"},
+    "0.14.0": {"rank_alpha_pattern", "alternation_rank_key", "trainable_tokens", "custom_conv_emb_dora", "conv1d_lora"},
     "0.15.0": {"custom_conv_emb_dora"},  # DoRA on nn.Conv1d: NotImplementedError
     LATEST: set(),
 }
@@ -264,6 +265,17 @@ def test_from_0_14_a_set_key_the_release_lacks_is_dropped_and_the_adapter_loads_
     [dropped] = [f for f in judged.findings if f.code == "AG922"]
     assert "`trainable_token_indices` = [1, 2, 3] (added in 0.15.0) is set" in dropped.message
     assert "upgrade to PEFT >= 0.15.0" in dropped.message
+
+
+def test_a_key_no_release_defines_is_only_an_info_for_the_latest_release_which_ignores_it(samples, tmp_path):
+    sample = samples["plain_qv"]
+    edited = peft_writers.corrupted_copy(sample, "unknown_config_key", tmp_path / "a")
+    outcome = peft_writers.load_sample(sample, edited)
+    [finding] = judge({"a": edited}, "peft")["a"].findings
+
+    assert outcome.reproduces_live() and _warned_keys(outcome) == {"from_the_future"}
+    assert (finding.code, RULES[finding.code].severity) == ("AG923", "info")
+    assert "defined by no release up to 0.21.2: `from_the_future`" in finding.message
 
 
 def test_before_0_15_an_anchored_rank_pattern_key_is_refused_on_the_module_it_names(adapters, loads):

@@ -125,12 +125,15 @@ def unknown_keys(config: dict[str, Any], version: Version) -> list[UnknownKey]:
 
 
 def _by_release(keys: list[UnknownKey]) -> str:
-    """``added in 0.14.0: `a`, `b`; in 0.15.0: `c`; in no release up to 0.21.2: `d```."""
+    """``added in 0.14.0: `a`, `b`; in 0.15.0: `c`; defined by no release up to 0.21.2: `d```."""
     groups: dict[str | None, list[str]] = {}
     for k in sorted(keys, key=lambda k: (k.since is None, parse_version(k.since or "0"), k.key)):
         groups.setdefault(k.since, []).append(f"`{k.key}`")
-    parts = [f"in {since}: " if since else f"in no release up to {LATEST}: " for since in groups]
-    return "added " + "; ".join(p + ", ".join(groups[s]) for p, s in zip(parts, groups))
+    versions = [f"in {since}: {', '.join(names)}" for since, names in groups.items() if since]
+    parts = ["added " + "; ".join(versions)] if versions else []
+    if None in groups:
+        parts.append(f"defined by no release up to {LATEST}: {', '.join(groups[None])}")
+    return "; ".join(parts)
 
 
 def _needs(keys: list[UnknownKey]) -> str:
@@ -139,7 +142,10 @@ def _needs(keys: list[UnknownKey]) -> str:
 
 
 def _set_values(config: dict[str, Any], keys: list[UnknownKey]) -> str:
-    return ", ".join(f"`{k.key}` = {json.dumps(config[k.key])} (added in {k.since})" for k in keys)
+    def added(k: UnknownKey) -> str:
+        return f"added in {k.since}" if k.since else f"defined by no release up to {LATEST}"
+
+    return ", ".join(f"`{k.key}` = {json.dumps(config[k.key])} ({added(k)})" for k in keys)
 
 
 def _refused(ctx: Context) -> Iterator[Verdict]:
@@ -212,15 +218,12 @@ def pattern_values(config: dict[str, Any], name: str, version: Version) -> tuple
 
 
 def _patterns_valid(config: dict[str, Any]) -> bool:
-    def table(value):
-        return isinstance(value, dict) and all(isinstance(k, str) for k in value)
-
-    if not (table(config.get("rank_pattern", {})) and table(config.get("alpha_pattern", {}))):
-        return False
-    if not (config.get("rank_pattern") or config.get("alpha_pattern")):
+    """Both pattern fields are objects (or absent/null), one is not empty, and every key compiles."""
+    tables = [config.get(field) or {} for field in ("rank_pattern", "alpha_pattern")]
+    if not all(isinstance(t, dict) for t in tables) or not any(tables):
         return False
     try:
-        for key in (*config.get("rank_pattern", {}), *config.get("alpha_pattern", {})):
+        for key in (*tables[0], *tables[1]):
             re.compile(rf"(.*\.)?({key})$")
             re.compile(rf".*\.{key}$")
     except re.error:
@@ -250,10 +253,10 @@ def _pattern_meaning(ctx: Context) -> Iterator[Verdict]:
         return  # AG717 reports the pattern
     if not (refused or rescaled):
         return
-    how = "`.*\\.KEY$`, so a `^`-anchored key never matches" if ctx.version >= (0, 14) else (
-        "`.*\\.KEY$` (a `^`-anchored key never matches) and searches rank and alpha keys as one list, "
-        "so a module a rank_pattern key matches never gets its alpha_pattern value"
-    )
+    how = "`.*\\.KEY$` (so a `^`-anchored key never matches, and a `|` splits the whole pattern)"
+    if ctx.version < (0, 14):
+        how += (" and searches rank and alpha keys as one list (a module a rank_pattern key matches never gets "
+                "its alpha_pattern value)")
     consequences = []
     if refused:
         consequences.append(f"it refuses the tensors (size mismatch): {'; '.join(refused)}")
@@ -261,7 +264,8 @@ def _pattern_meaning(ctx: Context) -> Iterator[Verdict]:
         consequences.append(f"it loads with a different scale: {'; '.join(rescaled)}")
     yield Verdict(
         f"matches rank_pattern/alpha_pattern keys as {how} (0.15 and later: `(.*\\.)?(KEY)$`): "
-        f"{'; and '.join(consequences)}; upgrade to PEFT >= 0.15, or key each module by its full name without `^`",
+        f"{'; and '.join(consequences)}; upgrade to PEFT >= 0.15, or write keys every release reads alike (a module's full name without `^`, "
+        "an alternation in brackets: `(q_proj|v_proj)`)",
         json_path=("rank_pattern" if refused else "alpha_pattern",),
     )
 
