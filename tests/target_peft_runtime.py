@@ -81,7 +81,8 @@ CASES: dict[str, PeftCase] = {
         },
     ),
     "alternation_rank_key": PeftCase(
-        LLAMA, {"r": 8, "lora_alpha": 16, "target_modules": ["q_proj", "k_proj", "v_proj"], "rank_pattern": {"q_proj|v_proj": 4}}
+        LLAMA,
+        {"r": 8, "lora_alpha": 16, "target_modules": ["q_proj", "k_proj", "v_proj"], "rank_pattern": {"q_proj|v_proj": 4}},
     ),
     "conv1d_lora": PeftCase(CONV_EMB, {"r": 4, "lora_alpha": 8, "target_modules": ["conv1d", "linear"]}),
     "conv3d_lora": PeftCase(CONV3D, {"r": 4, "lora_alpha": 8, "target_modules": ["conv3d"]}),

@@ -235,7 +235,8 @@ def test_up_to_0_13_a_key_that_is_set_is_named_with_the_release_it_needs(adapter
     judged = judge({"gpt2_lora_bias": adapters["0.13.2"]["gpt2_lora_bias"]}, "peft@0.13.2")["gpt2_lora_bias"]
     outcome = loads("0.13.2")["gpt2_lora_bias"]
 
-    assert (outcome.error_type, outcome.error) == ("TypeError", "LoraConfig.__init__() got an unexpected keyword argument 'lora_bias'")
+    assert outcome.error_type == "TypeError"
+    assert outcome.error == "LoraConfig.__init__() got an unexpected keyword argument 'lora_bias'"
     [finding] = judged.findings
     assert "`lora_bias` = true (added in 0.14.0) is set: upgrade to PEFT >= 0.14.0" in finding.message
 

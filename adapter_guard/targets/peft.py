@@ -47,7 +47,10 @@ _COMPANION = "read only when init_lora_weights names that initialisation, at tra
 #: fields at each tag from v0.3.0 to v0.20.0 and in the 0.21.2 wheel; none was ever removed.
 #: Defaults are 0.21.2's (``dataclasses.fields(LoraConfig)``), as ``save_pretrained`` writes them.
 CONFIG_KEYS: dict[str, ConfigKey] = {
-    **{k: ConfigKey("0.3.0", None) for k in ("base_model_name_or_path", "modules_to_save", "peft_type", "target_modules", "task_type")},
+    **{
+        k: ConfigKey("0.3.0", None)
+        for k in ("base_model_name_or_path", "modules_to_save", "peft_type", "target_modules", "task_type")
+    },
     "bias": ConfigKey("0.3.0", "none"),
     "fan_in_fan_out": ConfigKey("0.3.0", False),
     "inference_mode": ConfigKey("0.3.0", False, "training mode only; save_pretrained always writes true"),
@@ -91,16 +94,10 @@ CONFIG_KEYS: dict[str, ConfigKey] = {
 LATEST = "0.21.2"
 
 
-_EMPTY = (None, False, {}, [], "")
-
-
-def _empty(value: Any) -> bool:
-    return any(value is e or (type(value) is type(e) and value == e) for e in _EMPTY)
-
-
 def _unset(value: Any, default: Any) -> bool:
-    """Whether ``value`` leaves the feature off: the default, or empty where the default is empty (null vs [])."""
-    return value == default or (_empty(value) and _empty(default))
+    """Whether ``value`` is the default, exactly: PEFT tests some fields with ``is not None``, so an
+    empty list is not the same as null (``trainable_token_indices: []`` still adds a token wrapper)."""
+    return type(value) is type(default) and value == default
 
 
 @dataclass(frozen=True)
@@ -122,6 +119,10 @@ def unknown_keys(config: dict[str, Any], version: Version) -> list[UnknownKey]:
         elif in_range(version, f"<{known.since}"):
             found.append(UnknownKey(key, known.since, known.inert is not None or _unset(value, known.default)))
     return found
+
+
+def _first_few(items: list[str], sep: str, few: int = 5) -> str:
+    return sep.join(items[:few]) + (f" and {len(items) - few} more" if len(items) > few else "")
 
 
 def _by_release(keys: list[UnknownKey]) -> str:
@@ -155,7 +156,8 @@ def _refused(ctx: Context) -> Iterator[Verdict]:
     used = [k for k in keys if not k.harmless]
     advice = []
     if used:
-        advice.append(f"{_set_values(ctx.config, used)} {'is' if len(used) == 1 else 'are'} set: upgrade to {_needs(used)}")
+        verb = "is" if len(used) == 1 else "are"
+        advice.append(f"{_set_values(ctx.config, used)} {verb} set: upgrade to {_needs(used)}")
     if len(used) < len(keys):
         which = "the others hold" if used else "all hold"
         advice.append(f"{which} their defaults or are never read on load: without them the adapter loads the same")
@@ -173,7 +175,8 @@ def _dropped(ctx: Context) -> Iterator[Verdict]:
         yield Verdict(
             f"drops the config keys it lacks, with a warning, and {_set_values(ctx.config, used)} "
             f"{'is' if len(used) == 1 else 'are'} set: the adapter loads without "
-            f"{'that feature' if len(used) == 1 else 'those features'} and gives other outputs; upgrade to {_needs(used)}",
+            f"{'that feature' if len(used) == 1 else 'those features'} and gives other outputs; "
+            f"upgrade to {_needs(used)}",
             json_path=(used[0].key,),
         )
 
@@ -259,13 +262,13 @@ def _pattern_meaning(ctx: Context) -> Iterator[Verdict]:
                 "its alpha_pattern value)")
     consequences = []
     if refused:
-        consequences.append(f"it refuses the tensors (size mismatch): {'; '.join(refused)}")
+        consequences.append(f"it refuses the tensors (size mismatch): {_first_few(refused, '; ')}")
     if rescaled:
-        consequences.append(f"it loads with a different scale: {'; '.join(rescaled)}")
+        consequences.append(f"it loads with a different scale: {_first_few(rescaled, '; ')}")
     yield Verdict(
         f"matches rank_pattern/alpha_pattern keys as {how} (0.15 and later: `(.*\\.)?(KEY)$`): "
-        f"{'; and '.join(consequences)}; upgrade to PEFT >= 0.15, or write keys every release reads alike (a module's full name without `^`, "
-        "an alternation in brackets: `(q_proj|v_proj)`)",
+        f"{'; and '.join(consequences)}; upgrade to PEFT >= 0.15, or write keys every release reads alike "
+        "(a module's full name without `^`, an alternation in brackets: `(q_proj|v_proj)`)",
         json_path=("rank_pattern" if refused else "alpha_pattern",),
     )
 
@@ -295,8 +298,7 @@ def _layer_types(ctx: Context) -> Iterator[Verdict]:
             continue
         unsupported.setdefault((what, len(module.a)), []).append(f"`{name}`")
     for (what, axes), modules in unsupported.items():
-        shown = ", ".join(modules[:5]) + (f" and {len(modules) - 5} more" if len(modules) > 5 else "")
-        yield Verdict(f"{what}: {shown} (a {axes}-D lora_A is that layer's kernel); upgrade PEFT")
+        yield Verdict(f"{what}: {_first_few(modules, ', ')} (a {axes}-D lora_A is that layer's kernel); upgrade PEFT")
 
 
 # -- formats -----------------------------------------------------------------------------------
