@@ -1,8 +1,8 @@
 """The PEFT target profile: will ``PeftModel.from_pretrained`` of release X load this adapter as written?
 
 Read from huggingface/peft at the release tags (``git show vX:src/peft/...``) and
-confirmed by loading real ``save_pretrained`` output with PEFT 0.13.2, 0.14.0 and
-0.21.2 (tests/test_target_peft.py). Pure: it looks at the config and the
+confirmed by loading real ``save_pretrained`` output with PEFT 0.13.2, 0.14.0, 0.15.0
+and 0.21.2 (tests/test_target_peft.py). Pure: it looks at the config and the
 safetensors header the lint already read.
 
 The core fact is ``CONFIG_KEYS``: every ``LoraConfig`` field, with the first
@@ -88,6 +88,7 @@ CONFIG_KEYS: dict[str, ConfigKey] = {
     "use_bdlora": ConfigKey("0.19.0", None),
     "monteclora_config": ConfigKey("0.20.0", None),
     "velora_config": ConfigKey("0.20.0", None),
+    # Not in v0.20.0, in the main branch after it (0.20.1.dev0) and in the 0.21.2 wheel; no 0.20.1 was released.
     "kasa_config": ConfigKey("0.21.0", None),
 }
 
@@ -372,9 +373,12 @@ PROFILE = Profile(
     notes=(
         "Models `PeftModel.from_pretrained` of each release on a PEFT LoRA folder. The key table (`CONFIG_KEYS` in "
         "adapter_guard/targets/peft.py) lists every LoraConfig field with the first release that has it, read from "
-        "the class at every tag from v0.3.0 to v0.20.0 and from the 0.21.2 wheel: up to 0.13 an unknown key is a "
-        "TypeError, from 0.14 it is dropped with a warning, which only matters when the key is set. Verdicts are "
-        "confirmed by loading real `save_pretrained` output on a fresh tiny base with PEFT 0.13.2, 0.14.0 and 0.21.2 "
-        "and comparing the outputs with the trained model (tests/test_target_peft.py)."
+        "the class at every tag from v0.3.0 to v0.20.0 and from the 0.21.2 wheel: up to 0.13 a key the release "
+        "lacks is a TypeError, from 0.14 it is dropped with a warning, which only matters when the key is set "
+        "(a key at its default is an info). rank_pattern/alpha_pattern keys are matched as each release matched "
+        "them, and the tensors say which modules would get another rank (refused) or alpha (other outputs). "
+        "Every verdict is confirmed by loading real `save_pretrained` output on a fresh tiny base with PEFT "
+        "0.13.2, 0.14.0, 0.15.0 (venvs of their own) and 0.21.2, comparing the outputs with the trained model "
+        "(tests/test_target_peft.py)."
     ),
 )
