@@ -1,13 +1,15 @@
 r"""PEFT releases as oracles for the PEFT target profile: samples the corpus lacks, and the load script.
 
 ``peft_writers`` holds the real ``save_pretrained`` corpus; the profile's rules
-need four more adapters, written the same way (a tiny seeded base, "trained"
+need five more adapters, written the same way (a tiny seeded base, "trained"
 tensors, the stock ``save_pretrained``):
 
 - ``alpha_behind_rank_key``: a rank_pattern key and an alpha_pattern key both match
   layer 0's q_proj (PEFT up to 0.13 searched both dicts as one list);
 - ``alternation_rank_key``: a rank_pattern key ``q_proj|v_proj`` (before 0.15 PEFT wrapped it
   unbracketed, ``.*\.q_proj|v_proj$``, so the ``|`` split the pattern);
+- ``escaped_full_name_rank_key``: a rank_pattern key that is a module's escaped full name
+  (``model\.layers\.0\.self_attn\.q_proj``), as adapter-guard's AG706 fix writes it;
 - ``conv1d_lora``: plain LoRA on an ``nn.Conv1d`` (PEFT has it from 0.15);
 - ``conv3d_lora``: plain LoRA on an ``nn.Conv3d`` (PEFT has it from 0.14).
 
@@ -83,6 +85,16 @@ CASES: dict[str, PeftCase] = {
     "alternation_rank_key": PeftCase(
         LLAMA,
         {"r": 8, "lora_alpha": 16, "target_modules": ["q_proj", "k_proj", "v_proj"], "rank_pattern": {"q_proj|v_proj": 4}},
+    ),
+    # The spelling AG706's fix writes (re.escape of the full name): a regex only PEFT 0.15+ matches.
+    "escaped_full_name_rank_key": PeftCase(
+        LLAMA,
+        {
+            "r": 8,
+            "lora_alpha": 16,
+            "target_modules": ["q_proj", "v_proj"],
+            "rank_pattern": {r"model\.layers\.0\.self_attn\.q_proj": 4},
+        },
     ),
     "conv1d_lora": PeftCase(CONV_EMB, {"r": 4, "lora_alpha": 8, "target_modules": ["conv1d", "linear"]}),
     "conv3d_lora": PeftCase(CONV3D, {"r": 4, "lora_alpha": 8, "target_modules": ["conv3d"]}),
