@@ -816,6 +816,64 @@ RULES: dict[str, Rule] = _rules(
     # (end of AG91x)
     #
     # -- AG92x: the PEFT target (adapter_guard/targets/peft.py) ------------------------
+    Rule(
+        "AG920", "peft-target-wrong-format", ERROR,
+        "--target peft on an adapter that is not a PEFT LoRA folder",
+        "`PeftModel.from_pretrained` takes its config class from `peft_type` in "
+        "adapter_config.json and its tensors from `adapter_model.safetensors` under "
+        "`base_model.model.*` names. An mlx-lm or mlx-vlm adapter has neither (`KeyError: "
+        "'peft_type'`): convert it to a PEFT LoRA folder first, or target its own runtime.",
+    ),
+    Rule(
+        "AG921", "peft-target-unknown-config-keys", ERROR,
+        "PEFT up to 0.13 refuses a config key its LoraConfig does not have",
+        "Up to 0.13 the config is built as `LoraConfig(**config)`, so any key the release lacks is "
+        "`TypeError: LoraConfig.__init__() got an unexpected keyword argument`. A newer PEFT's "
+        "`save_pretrained` writes every field it has, unused ones at their defaults (0.21 adds 17 keys "
+        "0.13 lacks). The finding names each key and the release that added it: keys at their "
+        "defaults can be removed (the adapter loads the same without them; proven with PEFT 0.13.2), "
+        "keys that are set need that release. From 0.14 unknown keys are dropped with a warning.",
+    ),
+    Rule(
+        "AG922", "peft-target-feature-dropped", ERROR,
+        "PEFT 0.14 or later drops a config key it does not know, and the key is set",
+        "From 0.14 `PeftConfig.from_peft_type` drops keys the release lacks, with an \"Unexpected "
+        "keyword arguments\" warning, assuming \"that removing the unused kwargs will not affect the "
+        "default behavior\". A key that is set (`trainable_token_indices`, `target_parameters`, "
+        "`alora_invocation_tokens`, ...) is a feature the release does not have: the adapter loads "
+        "without it and gives other outputs (PEFT 0.14.0 on `trainable_token_indices` leaves the "
+        "trained token rows unloaded). Upgrade to the release the finding names.",
+    ),
+    Rule(
+        "AG923", "peft-target-config-keys-ignored", INFO,
+        "PEFT 0.14 or later will warn about config keys it does not know, at their defaults",
+        "A config saved by a newer PEFT holds keys the target release lacks, at their default "
+        "values (or keys never read on load, like `peft_version`). The release drops them with "
+        "an \"Unexpected keyword arguments\" warning and loads the same adapter (proven with PEFT "
+        "0.14.0 on 0.21.2 output). A key no PEFT release up to 0.21.2 defines is listed here too: "
+        "what it would change is unknown.",
+    ),
+    Rule(
+        "AG924", "peft-target-pattern-key-meaning", ERROR,
+        "before PEFT 0.15, a rank_pattern/alpha_pattern key gives modules another rank or alpha",
+        "PEFT 0.15 (#2419) matches each `rank_pattern`/`alpha_pattern` key as `(.*\\.)?(KEY)$`; "
+        "0.6-0.14 matched `.*\\.KEY$`, so a `^`-anchored key, or a regex that matches only from the "
+        "start of the module name (the exact full name aside), never matched, a `|` in a key split the "
+        "whole pattern (`q_proj|v_proj` missed v_proj), and up to 0.13 the rank and alpha keys were searched as one "
+        "list (a module a rank key matched never got its alpha_pattern value; fixed in 0.14, #2195). "
+        "Where the tensors show the rank the key gives today, the older release refuses them (size "
+        "mismatch); where only alpha differs it loads with another scale. The finding lists the "
+        "modules. Upgrade, or write keys every release reads alike: a module's full name without `^`, an "
+        "alternation in brackets (`(q_proj|v_proj)`).",
+    ),
+    Rule(
+        "AG925", "peft-target-layer-unsupported", ERROR,
+        "the adapter has LoRA on a layer type the PEFT release cannot adapt",
+        "A 5-D `lora_A` is the kernel of an `nn.Conv3d` LoRA layer (PEFT 0.14, #2082), a 3-D one of "
+        "an `nn.Conv1d` layer (0.15, #2333); DoRA on `nn.Conv1d` came in 0.16 (#2531). An older "
+        "release raises `ValueError: Target module Conv1d(...) is not supported` (or a bare "
+        "`NotImplementedError` for DoRA on Conv1d in 0.15).",
+    ),
     # (end of AG92x)
     #
     # -- AG93x: the mlx-lm target (adapter_guard/targets/mlx_lm.py) --------------------

@@ -50,6 +50,9 @@ def runtime_python(requirements: tuple[str, ...], *, inherit: bool = True, timeo
                     check=True, capture_output=True, text=True,
                 ).stdout.strip()
                 here = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+                # A test env may itself layer site-packages (a worktree venv over a shared one, via a .pth):
+                # inherit those too, or the old release finds no torch.
+                here |= {p for p in sys.path if p.endswith("site-packages")}
                 Path(purelib, "zz_inherit_test_env.pth").write_text("\n".join(sorted(here)) + "\n")
             command = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
             if inherit:
