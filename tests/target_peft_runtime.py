@@ -9,7 +9,7 @@ tensors, the stock ``save_pretrained``):
 - ``alternation_rank_key``: a rank_pattern key ``q_proj|v_proj`` (before 0.15 PEFT wrapped it
   unbracketed, ``.*\.q_proj|v_proj$``, so the ``|`` split the pattern);
 - ``escaped_full_name_rank_key``: a rank_pattern key that is a module's escaped full name
-  (``model\.layers\.0\.self_attn\.q_proj``), as adapter-guard's AG706 fix writes it;
+  (``model\.layers\.0\.self_attn\.q_proj``), as a user (and an earlier AG706 fix) wrote it;
 - ``conv1d_lora``: plain LoRA on an ``nn.Conv1d`` (PEFT has it from 0.15);
 - ``conv3d_lora``: plain LoRA on an ``nn.Conv3d`` (PEFT has it from 0.14).
 
@@ -86,7 +86,7 @@ CASES: dict[str, PeftCase] = {
         LLAMA,
         {"r": 8, "lora_alpha": 16, "target_modules": ["q_proj", "k_proj", "v_proj"], "rank_pattern": {"q_proj|v_proj": 4}},
     ),
-    # The spelling AG706's fix writes (re.escape of the full name): a regex only PEFT 0.15+ matches.
+    # re.escape of the full name (what AG706 wrote before it chose unique suffixes): only PEFT 0.15+ matches it.
     "escaped_full_name_rank_key": PeftCase(
         LLAMA,
         {

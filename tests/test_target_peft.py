@@ -342,3 +342,36 @@ def test_every_rule_is_registered_in_the_peft_range_with_a_source_at_a_release_t
         assert re.match(r"https://github\.com/huggingface/peft/blob/v\d+\.\d+\.\d+/src/peft/\S+#L\d+-L\d+$", rule.url)
         assert "src/peft/" in rule.source
 
+
+
+# -- the format rules' own fixes load on every release ---------------------------------------------
+
+
+def test_the_rank_pattern_fix_loads_on_every_release_from_0_13(peft_corpus, tmp_path):
+    r"""AG706's fix writes each module's shortest unique dotted suffix (``layers\.0\.self_attn\.q_proj``).
+
+    PEFT 0.6-0.14 match a key as ``.*\.KEY$`` and 0.15+ as ``(.*\.)?(KEY)$`` (the sources AG924
+    cites): a proper suffix from a dot boundary means the same module in both, so the fixed file
+    reproduces the trained output on every release, and no --target peft@... finding says otherwise.
+    """
+    sample = peft_corpus[peft_writers.CORRUPTIONS["rank_pattern_removed"].sample]
+    fixed = peft_writers.corrupted_copy(sample, "rank_pattern_removed", tmp_path / "fixed")
+    run(parse_settings([str(fixed), "--fix"]))
+    keys = list(peft_writers.read_config(fixed)["rank_pattern"])
+    assert keys and all(k.startswith(r"layers\.") for k in keys), keys
+
+    for release in OLD_RELEASES:
+        given = _without_removable_keys(sample, tmp_path / release, release) if release == "0.13.2" else fixed
+        if release == "0.13.2":  # the copy above is of the sample: give it the fixed rank_pattern
+            config = peft_writers.read_config(given)
+            config["rank_pattern"] = peft_writers.read_config(fixed)["rank_pattern"]
+            peft_writers.write_config(given, config)
+        (tmp_path / f"jobs-{release}").mkdir()
+        jobs = target_peft_runtime.write_jobs({"fixed": (given, sample)}, tmp_path / f"jobs-{release}")
+        answer = run_json(_python(release), target_peft_runtime.LOAD_SCRIPT, str(jobs))
+        assert answer["peft"] == release
+        outcome = target_peft_runtime.outcome(answer["outcomes"]["fixed"])
+        assert runtime_verdict(outcome) == "ok", (release, outcome)
+        judged = judge({"fixed": given}, f"peft@{release}")["fixed"]
+        assert "AG924" not in codes(judged) and judged.cell == "ok", (release, judged)
+    assert runtime_verdict(peft_writers.load_sample(sample, fixed)) == "ok"

@@ -516,7 +516,7 @@ def _rank_rules(config: dict[str, Any], modules: dict[str, PeftModule], emit: Em
         fix = Fix(SAFE, ((("r",), rank),), f"set r to {rank}")
         emit("AG705", f"every module has rank {rank} but r is {r}: {mismatch}", ("r",) if "r" in config else None, fix)
     else:
-        entries = {re.escape(n): got for n, got, _, _ in wrong}
+        entries = {_suffix_key(n, modules): got for n, got, _, _ in wrong}
         fix = None
         if r in ranks:
             fix = Fix(SAFE, ((("rank_pattern",), entries),), f"write rank_pattern for {len(entries)} module(s)")
@@ -528,6 +528,24 @@ def _rank_rules(config: dict[str, Any], modules: dict[str, PeftModule], emit: Em
             ("rank_pattern",) if "rank_pattern" in config else None,
             fix,
         )
+
+
+def _suffix_key(name: str, modules: dict[str, PeftModule]) -> str:
+    """The rank_pattern key a fix writes for ``name``: its shortest dotted suffix that no other
+    module ends with, escaped, so every PEFT release from 0.6 matches it to this module only.
+
+    PEFT 0.15 and later match a key as ``(.*\\.)?(KEY)$``, 0.6 to 0.14 as ``.*\\.KEY$``: a proper
+    suffix starting at a dot boundary means the same in both. Only when no proper suffix is unique
+    is the whole name written (which only 0.15 and later match; ``--target peft@...`` says so).
+    """
+    parts = name.split(".")
+    for k in range(1, len(parts)):
+        suffix = ".".join(parts[-k:])
+        if not any(other != name and (other == suffix or other.endswith("." + suffix)) for other in modules):
+            if parts[-k].isdigit() and k + 1 < len(parts):
+                suffix = ".".join(parts[-k - 1:])  # "layers.0.self_attn.q_proj" reads better than "0.self_attn..."
+            return re.escape(suffix)
+    return re.escape(name)
 
 
 def _pattern_key_rules(config: dict[str, Any], modules: dict[str, PeftModule], emit: Emitter) -> None:
