@@ -252,6 +252,8 @@ def _process_lone_weights(path: Path, settings: Settings) -> FileResult:
     detection, findings = lint_lone_weights(read_adapter_files(path.parent, lfs_headers=settings.lfs()), str(path), path.name)
     result.format = detection.format.value
     result.findings = [f for f in findings if f.code in settings.enabled]
+    # No config, so no target judges it (AG007 / AG821 say what it lacks): shown as not judged.
+    result.targets = dict.fromkeys((t.label for t in settings.targets), "n/a")
     return result
 
 

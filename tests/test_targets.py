@@ -209,3 +209,11 @@ def test_the_text_report_has_one_line_per_target(toy, repo, capsys, monkeypatch)
 def test_no_matrix_without_targets(repo):
     body = render_comment(list(_results(repo).values()))
     assert "Will it load there?" not in body
+
+
+def test_weights_without_a_config_are_not_judged_by_any_target(toy, tmp_path):
+    (tmp_path / "lone").mkdir()
+    shutil.copy(EXAMPLES / "peft-clean" / "adapter_model.safetensors", tmp_path / "lone")
+    [result] = run(parse_settings([str(tmp_path), "--target", "toy@1"]))
+    assert [f.code for f in result.findings] == ["AG007"]
+    assert result.targets == {"toy@1": "n/a"}
