@@ -11,7 +11,7 @@ from adapter_guard import jsondoc
 from adapter_guard.formats.mlx_lm import run_rules
 from adapter_guard.formats.shared import Inputs
 from adapter_guard.engine import plan_fixes
-from adapter_guard.infer import infer_adapter, infer_rank
+from adapter_guard.infer import infer_adapter, infer_rank, peft_oriented
 
 dims = st.integers(1, 4096)
 ranks = st.integers(1, 256)
@@ -36,6 +36,24 @@ def test_any_pair_gives_a_rank_that_both_factors_carry_or_none(a, b):
         assert result.reason
     else:
         assert result.rank in a and result.rank in b
+
+
+small = st.integers(0, 12)  # small widths and ranks meet often: square, transposed and zero-sized pairs
+factor = st.lists(small, min_size=1, max_size=3).map(tuple)
+
+
+@given(st.lists(st.tuples(st.one_of(st.none(), factor), st.one_of(st.none(), factor)), max_size=12))
+def test_the_peft_oriented_modules_infer_marks_are_exactly_those_the_predicate_finds(pairs):
+    """infer_adapter marks PEFT-oriented pairs as it reads ranks (AG831 needs no second pass):
+    the same modules, in tensor order, as the predicate applied to every module."""
+    tensors = {}
+    for i, (a, b) in enumerate(pairs):
+        if a is not None:
+            tensors[f"model.layers.{i}.self_attn.q_proj.lora_a"] = a
+        if b is not None:
+            tensors[f"model.layers.{i}.self_attn.q_proj.lora_b"] = b
+    shape = infer_adapter(tensors)
+    assert shape.peft_oriented == [p for p, m in shape.modules.items() if peft_oriented(m.lora_a, m.lora_b)]
 
 
 FIELDS = [("num_layers",), ("fine_tune_type",), ("lora_parameters", "rank"),
