@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import jsondoc
 from .atomic import atomic_write
-from .base import BaseLookup, find_base, layer_modules
+from .base import BaseLookup, find_base, layer_modules, run_cache
 from .discover import discover
 from .findings import FileResult, Finding
 from .formats import lint_config, lint_lone_weights
@@ -273,9 +273,10 @@ def run(settings: Settings) -> list[FileResult]:
     if len(paths) >= FAST_HEADER_THRESHOLD:
         use_fast_header_parser()
     workers = _workers(len(paths), settings)
-    if workers > 1:
-        return _run_forked(paths, settings, workers)
-    return [process(p, settings) for p in paths]
+    with run_cache():  # the base lookups many adapters share, done once per run
+        if workers > 1:
+            return _run_forked(paths, settings, workers)
+        return [process(p, settings) for p in paths]
 
 
 #: From this many files on, headers are parsed with msgspec when it is installed:
