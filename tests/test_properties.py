@@ -119,3 +119,20 @@ def test_fixing_restores_every_dropped_field_and_keeps_every_other_value(adapter
     # And a second pass has nothing left to fix.
     again = run_rules(Inputs(fixed, shape, None), "adapter_config.json")
     assert [f for f in again if f.fix is not None] == []
+
+
+name_parts = st.sampled_from(["lora_a", "lora_b", "lora_A", "lora_B", "m", "weight", "A", "B", "layers", "0", ".", "\n", ""])
+
+
+@given(st.lists(st.lists(name_parts, max_size=6).map("".join), max_size=8))
+def test_detection_reads_mlx_factors_from_the_names_as_their_definition_says(names):
+    """adapters.safetensors holds MLX factors when some name's last part is lora_a or lora_b and
+    no name holds a PEFT factor (`.lora_A.`, `.lora_B.`): the shortcuts change no answer."""
+    from adapter_guard.formats.detect import _mlx_leaves
+    from adapter_guard.readers import AdapterFiles, WeightsFile
+
+    shapes = {name: (1, 1) for name in names}
+    files = AdapterFiles({"adapters.safetensors": True}, {"adapters.safetensors": WeightsFile("adapters.safetensors", shapes)})
+    leaves = {name.rpartition(".")[2] for name in shapes}
+    defined = bool(leaves & {"lora_a", "lora_b"}) and not any(".lora_A." in n or ".lora_B." in n for n in shapes)
+    assert _mlx_leaves(files) == defined
