@@ -83,7 +83,7 @@ def read_adapter(path: Path, settings: Settings, config: dict) -> AdapterRead:
         base_model_origin=settings.base_model_origin, fetch=settings.fetch_base_config,
     )
     modules = layer_modules(lookup.base.directory) if lookup.base is not None else None
-    return AdapterRead(read_adapter_files(adapter_dir, lfs_headers=settings.lfs()), lookup, modules)
+    return AdapterRead(read_adapter_files(adapter_dir, lfs_headers=settings.lfs), lookup, modules)
 
 
 def lint(
@@ -241,7 +241,7 @@ def _mlx_base(read: AdapterRead | None):
 def _process_lone_weights(path: Path, settings: Settings) -> FileResult:
     """A weights file discovery found with no adapter_config.json beside it."""
     result = FileResult(str(path))
-    detection, findings = lint_lone_weights(read_adapter_files(path.parent, lfs_headers=settings.lfs()), str(path), path.name)
+    detection, findings = lint_lone_weights(read_adapter_files(path.parent, lfs_headers=settings.lfs), str(path), path.name)
     result.format = detection.format.value
     result.findings = [f for f in findings if f.code in settings.enabled]
     return result

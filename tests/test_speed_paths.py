@@ -48,6 +48,7 @@ def report(tree: Path, monkeypatch, *, forked: bool, fast: bool, plans_fixes: bo
     """Every output format of one in-process run over ``tree``, its diffs and exit code."""
     monkeypatch.chdir(tree)
     monkeypatch.setattr(readers, "_read_header", safetensors_fast.read_header if fast else safetensors_header.read_header)
+    monkeypatch.setattr(readers, "_read_shapes", safetensors_fast.read_shapes if fast else readers._shapes_of)
     monkeypatch.setattr(engine, "use_fast_header_parser", lambda: None)  # the choice above stands
     monkeypatch.setattr(engine, "_workers", lambda count, settings: 2 if forked else 1)
     settings = Settings(paths=[Path(".")], root=tree, plans_fixes=plans_fixes, **options)
