@@ -13,7 +13,6 @@ from functools import lru_cache
 from pathlib import Path
 
 from . import jsondoc
-from .atomic import atomic_write
 from .base import BaseLookup, find_base, layer_modules, run_cache
 from .discover import discover
 from .findings import FileResult, Finding
@@ -259,6 +258,8 @@ def _write(path: Path, text: str, result: FileResult, settings: Settings) -> Non
         return
     # A link inside the root is written through: atomic_write refuses to replace a link.
     target = path.resolve() if path.is_symlink() else path
+    from .atomic import atomic_write  # only a fix that is written needs it
+
     try:
         atomic_write(target, text.encode("utf-8"))
     except OSError as exc:

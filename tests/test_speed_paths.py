@@ -194,6 +194,16 @@ def test_version_and_a_plain_lint_do_not_import_click(tree, argv):
     assert proc.stdout.splitlines()[-1] == "False"
 
 
+def test_a_plain_lint_of_an_mlx_adapter_imports_neither_lfs_nor_the_peft_rules(tree):
+    """What only a Git LFS pointer or a PEFT adapter needs is imported when one is met."""
+    lazy = ("adapter_guard.lfs", "adapter_guard.formats.peft", "adapter_guard.atomic")
+    child = f"import sys; from adapter_guard.entry import main; main(sys.argv[1:]); print([m for m in {lazy!r} if m in sys.modules])"
+    mlx = subprocess.run([sys.executable, "-c", child, "examples/clean-llama"], cwd=tree, capture_output=True, text=True)
+    assert mlx.stdout.splitlines()[-1] == "[]"
+    peft = subprocess.run([sys.executable, "-c", child, "examples/peft-clean"], cwd=tree, capture_output=True, text=True)
+    assert peft.stdout.splitlines()[-1] == "['adapter_guard.formats.peft']"
+
+
 def test_an_option_still_goes_through_click(tree):
     child = "import sys; from adapter_guard.entry import main; main(sys.argv[1:]); print('click' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", child, "--fail-on", "never", "examples"], cwd=tree,
