@@ -38,7 +38,9 @@ def is_excluded(path: Path, root: Path, patterns: Iterable[str]) -> bool:
     return False
 
 
-def _walk(directory: Path, root: Path, exclude: list[str]) -> Iterator[Path]:
+def _walk(directory: Path, root: Path, exclude: list[str], linked: list[bool] | None = None) -> Iterator[Path]:
+    """Configs (and lone weights) under ``directory``, never through a linked directory.
+    ``linked``, when given, gets for each path yielded whether its own entry is a symbolic link."""
     stack = [directory]
     while stack:
         current = stack.pop()
@@ -53,6 +55,8 @@ def _walk(directory: Path, root: Path, exclude: list[str]) -> Iterator[Path]:
             if entry.name == CONFIG_NAME or entry.name == lone:
                 path = Path(entry.path)
                 if not is_excluded(path, root, exclude):
+                    if linked is not None:
+                        linked.append(entry.is_symlink())
                     yield path
             elif entry.is_dir(follow_symlinks=False):
                 if entry.name in SKIP_DIRS or os.path.exists(os.path.join(entry.path, "pyvenv.cfg")):
@@ -62,7 +66,9 @@ def _walk(directory: Path, root: Path, exclude: list[str]) -> Iterator[Path]:
         stack.extend(reversed(subdirs))
 
 
-def discover(paths: Iterable[Path], *, root: Path, exclude: list[str], force_exclude: bool = False) -> list[Path]:
+def discover(
+    paths: Iterable[Path], *, root: Path, exclude: list[str], force_exclude: bool = False, unlinked: set[str] | None = None
+) -> list[Path]:
     """Config files under ``paths``, in a stable order, each once.
 
     A file named explicitly is checked even when excluded, unless
@@ -72,12 +78,19 @@ def discover(paths: Iterable[Path], *, root: Path, exclude: list[str], force_exc
     change still checks their config; with no config beside it, it is
     checked itself (and reported as weights without a config).
     A directory search finds configs, and weights in directories that have none.
+
+    ``unlinked``, when given, gets every path (as ``str``) that a search reached
+    without a symbolic link, from a directory that resolves inside ``root``: such a
+    path resolves inside ``root`` too, which spares the engine resolving it again.
     """
     found: dict[str, Path] = {}
     for path in paths:
         if path.is_dir() and path.name != CONFIG_NAME:  # a directory named like the config is reported, not searched
-            for config in _walk(path, root, exclude):
+            linked: list[bool] | None = [] if unlinked is not None and _resolves_inside(path, root) else None
+            for config in _walk(path, root, exclude, linked):
                 found.setdefault(os.path.normpath(config), config)
+                if linked is not None and not linked[-1]:
+                    unlinked.add(str(config))
             continue
         if path.name in WEIGHTS_NAMES:
             config = path.with_name(CONFIG_NAME)
@@ -89,3 +102,10 @@ def discover(paths: Iterable[Path], *, root: Path, exclude: list[str], force_exc
             continue
         found.setdefault(os.path.normpath(path), path)
     return list(found.values())
+
+
+def _resolves_inside(directory: Path, root: Path) -> bool:
+    try:
+        return directory.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError):
+        return False

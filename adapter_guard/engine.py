@@ -26,8 +26,14 @@ from .settings import Settings
 PARALLEL_THRESHOLD = 64
 
 
+#: During ``run``: the configs discovery reached without a symbolic link from a directory
+#: inside the root (``discover``'s ``unlinked``), which need not be resolved again to know
+#: they are inside. Writes check again (``_write``).
+_UNLINKED: frozenset[str] = frozenset()
+
+
 def _read_config(path: Path, result: FileResult, settings: Settings) -> bytes | None:
-    target = _linked_outside(path, settings.root)
+    target = None if str(path) in _UNLINKED else _linked_outside(path, settings.root)
     if target is not None:
         result.findings.append(
             Finding("AG006", str(path), f"links to `{target}`, outside `{settings.root}`; it is read but never written")
@@ -269,15 +275,22 @@ def _write(path: Path, text: str, result: FileResult, settings: Settings) -> Non
 
 
 def run(settings: Settings) -> list[FileResult]:
+    global _UNLINKED
     _resolved.cache_clear()  # the links under the root may have changed since the last run
-    paths = discover(settings.paths, root=settings.root, exclude=settings.exclude, force_exclude=settings.force_exclude)
+    unlinked: set[str] = set()
+    paths = discover(settings.paths, root=settings.root, exclude=settings.exclude, force_exclude=settings.force_exclude,
+                     unlinked=unlinked)
     if len(paths) >= FAST_HEADER_THRESHOLD:
         use_fast_header_parser()
     workers = _workers(len(paths), settings)
-    with run_cache():  # the base lookups many adapters share, done once per run
-        if workers > 1:
-            return _run_forked(paths, settings, workers)
-        return [process(p, settings) for p in paths]
+    _UNLINKED = frozenset(unlinked)
+    try:
+        with run_cache():  # the base lookups many adapters share, done once per run
+            if workers > 1:
+                return _run_forked(paths, settings, workers)
+            return [process(p, settings) for p in paths]
+    finally:
+        _UNLINKED = frozenset()
 
 
 #: From this many files on, headers are parsed with msgspec when it is installed:
