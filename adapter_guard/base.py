@@ -90,8 +90,11 @@ def find_base(
     base_model: Path | None = None,
     base_model_origin: str = "--base-model",
     fetch: bool = False,
+    listing: Mapping[str, bool] | None = None,
 ) -> BaseLookup:
-    """Find the base model's config.json for one adapter (see the module docstring)."""
+    """Find the base model's config.json for one adapter (see the module docstring).
+    ``listing`` is ``adapter_dir``'s, as read (``readers.listing``): it answers what is
+    beside the adapter without asking the file system again."""
     lookup = BaseLookup()
     if base_model is not None:
         # An explicit base is the user's choice: when it is unusable, say so and guess nothing else.
@@ -106,7 +109,7 @@ def find_base(
 
     reasons = []
     beside = adapter_dir / "config.json"
-    if beside.is_file():
+    if listing.get("config.json", False) if listing is not None else beside.is_file():
         parsed, why = usable_base_config(beside)
         if parsed is not None:
             lookup.base = Base(parsed, beside, "beside the adapter")
@@ -117,7 +120,7 @@ def find_base(
     revision, commit = _revision(config)
     repo_ids = []
     for key, name in names:
-        directory, why = _directory_inside(name, adapter_dir, root)
+        directory, why = _directory_inside(name, adapter_dir, root, listing)
         if directory is not None:
             parsed, why = usable_base_config(directory / "config.json")
             if parsed is not None:
@@ -177,9 +180,12 @@ def _revision(config: Mapping[str, Any]) -> tuple[str | None, str | None]:
     return revision, commit
 
 
-def _directory_inside(name: str, adapter_dir: Path, root: Path) -> tuple[Path | None, str]:
+def _directory_inside(
+    name: str, adapter_dir: Path, root: Path, listing: Mapping[str, bool] | None = None
+) -> tuple[Path | None, str]:
     """The directory ``name`` points at, if it is one inside ``root`` (relative names:
-    from the root, then from the adapter), else None and why it was not used."""
+    from the root, then from the adapter, whose ``listing`` may be given), else None and
+    why it was not used."""
     try:
         path = Path(name).expanduser()
     except RuntimeError:  # "~user" with no such user
@@ -190,7 +196,7 @@ def _directory_inside(name: str, adapter_dir: Path, root: Path) -> tuple[Path | 
     for base in bases:
         candidate = path if base is None else base / path
         try:  # a name from the config may hold NUL or a lone surrogate: no such directory
-            if _surely_absent(base, path):
+            if _surely_absent(base, path, listing if base is adapter_dir else None):
                 continue
             resolved = candidate.resolve()
             if not resolved.is_dir():
@@ -209,9 +215,10 @@ def _directory_inside(name: str, adapter_dir: Path, root: Path) -> tuple[Path | 
     return None, ""
 
 
-def _surely_absent(base: Path | None, name: Path) -> bool:
+def _surely_absent(base: Path | None, name: Path, listing: Mapping[str, bool] | None = None) -> bool:
     """Whether ``name`` (absolute when ``base`` is None, else under that existing
-    directory) surely resolves to no directory, because its first part is missing.
+    directory, whose ``listing`` may be given) surely resolves to no directory, because
+    its first part is missing.
 
     Most names an adapter config gives are Hub ids (``org/model``), no directory at all:
     one ``lstat`` answers instead of resolving every part of the path, with
@@ -227,6 +234,8 @@ def _surely_absent(base: Path | None, name: Path) -> bool:
     else:
         if not parts or ".." in parts or ".." in base.parts:
             return False
+        if listing is not None:  # the directory's entries, as listed: the names lstat would find
+            return parts[0] not in listing
         first = os.path.join(base, parts[0])
     try:
         os.lstat(first)

@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from .readers import WEIGHTS_NAMES
+from .readers import WEIGHTS_NAMES, listing
 
 CONFIG_NAME = "adapter_config.json"
 
@@ -38,16 +38,17 @@ def is_excluded(path: Path, root: Path, patterns: Iterable[str]) -> bool:
     return False
 
 
-def _walk(directory: Path, root: Path, exclude: list[str], linked: list[bool] | None = None) -> Iterator[Path]:
-    """Configs (and lone weights) under ``directory``, never through a linked directory.
-    ``linked``, when given, gets for each path yielded whether its own entry is a symbolic link."""
+def _walk(directory: Path, root: Path, exclude: list[str]) -> Iterator[tuple[Path, os.DirEntry, list[os.DirEntry]]]:
+    """Configs (and lone weights) under ``directory``, never through a linked directory:
+    each path, its directory entry, and its directory's entries as listed (unsorted)."""
     stack = [directory]
     while stack:
         current = stack.pop()
         try:
-            entries = sorted(os.scandir(current), key=lambda e: e.name)
+            scanned = list(os.scandir(current))
         except OSError:
             continue  # unreadable directories are skipped, as git would
+        entries = sorted(scanned, key=lambda e: e.name)
         subdirs = []
         names = {entry.name for entry in entries}
         lone = None if CONFIG_NAME in names else next((n for n in WEIGHTS_NAMES if n in names), None)
@@ -55,9 +56,7 @@ def _walk(directory: Path, root: Path, exclude: list[str], linked: list[bool] | 
             if entry.name == CONFIG_NAME or entry.name == lone:
                 path = Path(entry.path)
                 if not is_excluded(path, root, exclude):
-                    if linked is not None:
-                        linked.append(entry.is_symlink())
-                    yield path
+                    yield path, entry, scanned
             elif entry.is_dir(follow_symlinks=False):
                 if entry.name in SKIP_DIRS or os.path.exists(os.path.join(entry.path, "pyvenv.cfg")):
                     continue
@@ -66,8 +65,14 @@ def _walk(directory: Path, root: Path, exclude: list[str], linked: list[bool] | 
         stack.extend(reversed(subdirs))
 
 
+#: The most entries of an adapter directory whose listing discovery hands on (an adapter
+#: directory holds a handful; a larger one is listed again when it is read).
+MAX_HANDED_LISTING = 32
+
+
 def discover(
-    paths: Iterable[Path], *, root: Path, exclude: list[str], force_exclude: bool = False, unlinked: set[str] | None = None
+    paths: Iterable[Path], *, root: Path, exclude: list[str], force_exclude: bool = False,
+    unlinked: set[str] | None = None, listings: dict[str, dict[str, bool]] | None = None,
 ) -> list[Path]:
     """Config files under ``paths``, in a stable order, each once.
 
@@ -79,18 +84,22 @@ def discover(
     checked itself (and reported as weights without a config).
     A directory search finds configs, and weights in directories that have none.
 
-    ``unlinked``, when given, gets every path (as ``str``) that a search reached
-    without a symbolic link, from a directory that resolves inside ``root``: such a
-    path resolves inside ``root`` too, which spares the engine resolving it again.
+    What a search learns on the way spares the engine a second look, per path found
+    (as ``str``): ``unlinked`` gets every path reached without a symbolic link from a
+    directory that resolves inside ``root`` (such a path resolves inside ``root``
+    too), and ``listings`` its directory's listing (``readers.listing``), for
+    directories of at most ``MAX_HANDED_LISTING`` entries.
     """
     found: dict[str, Path] = {}
     for path in paths:
         if path.is_dir() and path.name != CONFIG_NAME:  # a directory named like the config is reported, not searched
-            linked: list[bool] | None = [] if unlinked is not None and _resolves_inside(path, root) else None
-            for config in _walk(path, root, exclude, linked):
+            inside = unlinked is not None and _resolves_inside(path, root)
+            for config, entry, scanned in _walk(path, root, exclude):
                 found.setdefault(os.path.normpath(config), config)
-                if linked is not None and not linked[-1]:
+                if inside and not entry.is_symlink():
                     unlinked.add(str(config))
+                if listings is not None and len(scanned) <= MAX_HANDED_LISTING:
+                    listings[str(config)] = listing(scanned)
             continue
         if path.name in WEIGHTS_NAMES:
             config = path.with_name(CONFIG_NAME)

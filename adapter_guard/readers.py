@@ -133,20 +133,28 @@ class AdapterFiles:
     weights: dict[str, WeightsFile] = field(default_factory=dict)
 
 
-def read_adapter_files(
-    adapter_dir: Path, weights_names: tuple[str, ...] = SAFETENSORS_WEIGHTS, lfs_headers: LfsChoice = None
-) -> AdapterFiles:
-    """List ``adapter_dir`` and read the header of each of ``weights_names`` that is present."""
-    try:
-        scanned = list(os.scandir(adapter_dir))
-    except OSError:
-        scanned = []
+def listing(scanned: list[os.DirEntry]) -> dict[str, bool]:
+    """Every entry's name, mapped to whether it is a regular file (links followed)."""
     entries = {}
     for entry in scanned:
         try:
             entries[entry.name] = entry.is_file()
         except OSError:
             entries[entry.name] = False
+    return entries
+
+
+def read_adapter_files(
+    adapter_dir: Path, weights_names: tuple[str, ...] = SAFETENSORS_WEIGHTS, lfs_headers: LfsChoice = None,
+    entries: dict[str, bool] | None = None,
+) -> AdapterFiles:
+    """List ``adapter_dir`` (unless ``entries`` is its listing, as discovery made it) and
+    read the header of each of ``weights_names`` that is present."""
+    if entries is None:
+        try:
+            entries = listing(list(os.scandir(adapter_dir)))
+        except OSError:
+            entries = {}
     weights = {}
     for name in weights_names:
         if name not in entries:

@@ -354,7 +354,9 @@ def test_a_named_base_directory_is_found_exactly_as_by_resolving_every_candidate
     """Names that are missing, files, links (to a base, outside, through `missing/..`, in a
     loop), with `..`, relative and absolute: the shortcut gives the reference's answer."""
     import itertools
+    import os
 
+    from adapter_guard import readers
     from adapter_guard.base import _directory_inside, run_cache
 
     adapter = write_adapter(repo / "adapters" / "one")
@@ -372,12 +374,13 @@ def test_a_named_base_directory_is_found_exactly_as_by_resolving_every_candidate
              "..", ".", "config.json", "org"]
     names = ["/".join(combo) for n in (1, 2, 3) for combo in itertools.product(parts, repeat=n)]
     names += [str(repo / name) for name in names[: len(parts) ** 2]] + [str(tmp_path / "elsewhere"), "~", "~nobody-here/x"]
+    listing = readers.listing(list(os.scandir(adapter)))  # what discovery hands on
     with run_cache():
         for name in names:
             for adapter_dir in (adapter, Path("adapters/one"), Path("adapters/../adapters/one")):
-                assert _directory_inside(name, adapter_dir, repo) == _directory_inside_resolving_everything(
-                    name, adapter_dir, repo
-                ), (name, adapter_dir)
+                expected = _directory_inside_resolving_everything(name, adapter_dir, repo)
+                assert _directory_inside(name, adapter_dir, repo) == expected, (name, adapter_dir)
+                assert _directory_inside(name, adapter_dir, repo, listing) == expected, (name, adapter_dir)
 
 
 def test_snapshot_lookups_are_kept_for_one_run_only_and_never_more_than_the_bound(repo, tmp_path):

@@ -193,6 +193,29 @@ def test_discovery_vouches_only_for_configs_that_resolve_inside_the_repository(r
     assert not any(part in p for p in vouched for part in ("file-link", "loop", "elsewhere", "dir-link-out"))
 
 
+def test_the_listing_discovery_hands_on_is_the_directory_as_read_again(repo, tmp_path):
+    """Every entry, in the order the file system lists it, and whether it is a file (links
+    followed, a dangling one not): what reading the adapter directory would give."""
+    from adapter_guard import discover as discovery
+    from adapter_guard.readers import listing
+
+    adapter = write_adapter(repo / "adapter", COMPLETE).parent
+    for i in range(5):
+        (adapter / f"checkpoint-{i}.safetensors").write_bytes(b"")
+    (adapter / "sub").mkdir()
+    (adapter / "dangling").symlink_to("missing")
+    (adapter / "file-link").symlink_to("adapter_config.json")
+    crowded = write_adapter(repo / "crowded", COMPLETE).parent
+    for i in range(discovery.MAX_HANDED_LISTING):
+        (crowded / f"extra-{i}").write_bytes(b"")
+    listings: dict[str, dict[str, bool]] = {}
+    found = discovery.discover([Path(".")], root=repo, exclude=[], listings=listings)
+    assert set(listings) == {"adapter/adapter_config.json"} and len(found) == 2  # the crowded one is listed again
+    handed = listings["adapter/adapter_config.json"]
+    assert list(handed.items()) == list(listing(list(os.scandir(adapter))).items())
+    assert handed["file-link"] is True and handed["dangling"] is False and handed["sub"] is False
+
+
 def test_a_config_named_outside_the_repository_without_links_is_fixed(repo, tmp_path):
     path = write_adapter(tmp_path / "elsewhere", NEEDS_FIX)  # the user's explicit choice, not a link's
     assert run_cli(path, "--fix").code == 0
