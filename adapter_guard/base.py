@@ -108,8 +108,8 @@ def find_base(
         return lookup
 
     reasons = []
-    beside = adapter_dir / "config.json"
-    if listing.get("config.json", False) if listing is not None else beside.is_file():
+    if listing.get("config.json", False) if listing is not None else (adapter_dir / "config.json").is_file():
+        beside = adapter_dir / "config.json"
         parsed, why = usable_base_config(beside)
         if parsed is not None:
             lookup.base = Base(parsed, beside, "beside the adapter")
@@ -194,10 +194,10 @@ def _directory_inside(
     resolved_root = None
     outside = None
     for base in bases:
-        candidate = path if base is None else base / path
         try:  # a name from the config may hold NUL or a lone surrogate: no such directory
             if _surely_absent(base, path, listing if base is adapter_dir else None):
                 continue
+            candidate = path if base is None else base / path
             resolved = candidate.resolve()
             if not resolved.is_dir():
                 continue
