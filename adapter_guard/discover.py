@@ -66,8 +66,10 @@ def _walk(directory: Path, root: Path, exclude: list[str]) -> Iterator[tuple[Pat
 
 
 #: The most entries of an adapter directory whose listing discovery hands on (an adapter
-#: directory holds a handful; a larger one is listed again when it is read).
+#: directory holds a handful; a larger one is listed again when it is read), and the most
+#: entries handed on in all (about 100 bytes each: a few MB), whatever the tree's size.
 MAX_HANDED_LISTING = 32
+MAX_HANDED_ENTRIES = 65536
 
 
 def discover(
@@ -88,9 +90,10 @@ def discover(
     (as ``str``): ``unlinked`` gets every path reached without a symbolic link from a
     directory that resolves inside ``root`` (such a path resolves inside ``root``
     too), and ``listings`` its directory's listing (``readers.listing``), for
-    directories of at most ``MAX_HANDED_LISTING`` entries.
+    directories of at most ``MAX_HANDED_LISTING`` entries, ``MAX_HANDED_ENTRIES`` in all.
     """
     found: dict[str, Path] = {}
+    handed = 0
     for path in paths:
         if path.is_dir() and path.name != CONFIG_NAME:  # a directory named like the config is reported, not searched
             inside = unlinked is not None and _resolves_inside(path, root)
@@ -98,8 +101,9 @@ def discover(
                 found.setdefault(os.path.normpath(config), config)
                 if inside and not entry.is_symlink():
                     unlinked.add(str(config))
-                if listings is not None and len(scanned) <= MAX_HANDED_LISTING:
+                if listings is not None and len(scanned) <= MAX_HANDED_LISTING and handed < MAX_HANDED_ENTRIES:
                     listings[str(config)] = listing(scanned)
+                    handed += len(scanned)
             continue
         if path.name in WEIGHTS_NAMES:
             config = path.with_name(CONFIG_NAME)

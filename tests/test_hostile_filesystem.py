@@ -216,6 +216,18 @@ def test_the_listing_discovery_hands_on_is_the_directory_as_read_again(repo, tmp
     assert handed["file-link"] is True and handed["dangling"] is False and handed["sub"] is False
 
 
+def test_discovery_hands_on_a_bounded_number_of_entries_in_all(repo, monkeypatch):
+    from adapter_guard import discover as discovery
+
+    monkeypatch.setattr(discovery, "MAX_HANDED_ENTRIES", 10)
+    for i in range(8):
+        write_adapter(repo / f"adapter-{i}", COMPLETE)  # two entries each
+    listings: dict[str, dict[str, bool]] = {}
+    found = discovery.discover([Path(".")], root=repo, exclude=[], listings=listings)
+    assert len(found) == 8 and len(listings) == 5  # 10 entries handed on, then one more directory
+    assert sum(len(entries) for entries in listings.values()) == 10
+
+
 def test_a_config_named_outside_the_repository_without_links_is_fixed(repo, tmp_path):
     path = write_adapter(tmp_path / "elsewhere", NEEDS_FIX)  # the user's explicit choice, not a link's
     assert run_cli(path, "--fix").code == 0
