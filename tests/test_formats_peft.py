@@ -382,3 +382,19 @@ def test_tensors_are_grouped_into_modules_as_the_leaf_suffixes_define(keys):
     assert {n: {"a": m.a, "b": m.b, "magnitude": m.magnitude, "embedding": m.embedding}
             for n, m in got.modules.items()} == modules
     assert list(got.modules) == list(modules) and got.plain == plain and got.strays == strays
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(["q_proj", "self_attn.q_proj", "layers.0.self_attn.q_proj", "v_proj", "proj", "", ".", 3]),
+             max_size=4),
+    st.lists(_PARTS, min_size=1, max_size=5).map(".".join),
+    st.sampled_from([None, [], [0], 0, [1, 2], {}]),
+)
+def test_a_target_list_adapts_exactly_the_modules_its_entries_match(targets, name, layers):
+    """The list case of ``targeted`` is any entry matching (``_entry_matches``), with or without a layer filter."""
+    from adapter_guard.formats.peft import _entry_matches, targeted
+
+    config = {"target_modules": targets, "layers_to_transform": layers}
+    expected = any(isinstance(e, str) and _entry_matches(e, name, config) for e in targets)
+    assert targeted(name, config) is expected

@@ -285,6 +285,10 @@ def _targets(name: str, config: dict[str, Any]) -> bool:
     targets = config.get("target_modules")
     if isinstance(targets, str):
         return _fullmatch(targets, name, "target_modules")
+    layers = config.get("layers_to_transform")
+    if layers is None or layers == []:  # no layer filter: _entry_matches is an exact name or a suffix, in C
+        entries = [e for e in targets if isinstance(e, str)]
+        return name in entries or name.endswith(tuple(["." + e for e in entries]))
     return any(isinstance(e, str) and _entry_matches(e, name, config) for e in targets)
 
 
