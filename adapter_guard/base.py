@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,8 +90,11 @@ def find_base(
     base_model: Path | None = None,
     base_model_origin: str = "--base-model",
     fetch: bool = False,
+    listing: Mapping[str, bool] | None = None,
 ) -> BaseLookup:
-    """Find the base model's config.json for one adapter (see the module docstring)."""
+    """Find the base model's config.json for one adapter (see the module docstring).
+    ``listing`` is ``adapter_dir``'s, as read (``readers.listing``): it answers what is
+    beside the adapter without asking the file system again."""
     lookup = BaseLookup()
     if base_model is not None:
         # An explicit base is the user's choice: when it is unusable, say so and guess nothing else.
@@ -104,8 +108,8 @@ def find_base(
         return lookup
 
     reasons = []
-    beside = adapter_dir / "config.json"
-    if beside.is_file():
+    if listing.get("config.json", False) if listing is not None else (adapter_dir / "config.json").is_file():
+        beside = adapter_dir / "config.json"
         parsed, why = usable_base_config(beside)
         if parsed is not None:
             lookup.base = Base(parsed, beside, "beside the adapter")
@@ -116,7 +120,7 @@ def find_base(
     revision, commit = _revision(config)
     repo_ids = []
     for key, name in names:
-        directory, why = _directory_inside(name, adapter_dir, root)
+        directory, why = _directory_inside(name, adapter_dir, root, listing)
         if directory is not None:
             parsed, why = usable_base_config(directory / "config.json")
             if parsed is not None:
@@ -176,22 +180,30 @@ def _revision(config: Mapping[str, Any]) -> tuple[str | None, str | None]:
     return revision, commit
 
 
-def _directory_inside(name: str, adapter_dir: Path, root: Path) -> tuple[Path | None, str]:
+def _directory_inside(
+    name: str, adapter_dir: Path, root: Path, listing: Mapping[str, bool] | None = None
+) -> tuple[Path | None, str]:
     """The directory ``name`` points at, if it is one inside ``root`` (relative names:
-    from the root, then from the adapter), else None and why it was not used."""
+    from the root, then from the adapter, whose ``listing`` may be given), else None and
+    why it was not used."""
     try:
         path = Path(name).expanduser()
     except RuntimeError:  # "~user" with no such user
         return None, ""
-    candidates = [path] if path.is_absolute() else [root / path, adapter_dir / path]
-    root = root.resolve()
+    bases = [None] if path.is_absolute() else [root, adapter_dir]
+    resolved_root = None
     outside = None
-    for candidate in candidates:
+    for base in bases:
         try:  # a name from the config may hold NUL or a lone surrogate: no such directory
+            if _surely_absent(base, path, listing if base is adapter_dir else None):
+                continue
+            candidate = path if base is None else base / path
             resolved = candidate.resolve()
             if not resolved.is_dir():
                 continue
-            if not resolved.is_relative_to(root):
+            if resolved_root is None:
+                resolved_root = _resolved(root)
+            if not resolved.is_relative_to(resolved_root):
                 outside = candidate
                 continue
             if os.path.lexists(resolved / "config.json"):  # read (or refused, with the reason) by the bounded reader
@@ -199,8 +211,79 @@ def _directory_inside(name: str, adapter_dir: Path, root: Path) -> tuple[Path | 
         except (OSError, RuntimeError, ValueError):
             continue
     if outside is not None:
-        return None, f"`{name}` is a directory outside the repository (`{root}`), which is never read"
+        return None, f"`{name}` is a directory outside the repository (`{resolved_root}`), which is never read"
     return None, ""
+
+
+def _surely_absent(base: Path | None, name: Path, listing: Mapping[str, bool] | None = None) -> bool:
+    """Whether ``name`` (absolute when ``base`` is None, else under that existing
+    directory, whose ``listing`` may be given) surely resolves to no directory, because
+    its first part is missing.
+
+    Most names an adapter config gives are Hub ids (``org/model``), no directory at all:
+    one ``lstat`` answers instead of resolving every part of the path, with
+    ``resolve``'s answer: without a ``..`` part, nothing can take the missing part off
+    the resolved path again (``resolve`` keeps a missing part as it is), so the result
+    names no directory either.
+    """
+    parts = name.parts
+    if base is None:
+        if len(parts) < 2 or ".." in parts:
+            return False
+        first = os.path.join(parts[0], parts[1])
+    else:
+        if not parts or ".." in parts or ".." in base.parts:
+            return False
+        if listing is not None:  # the directory's entries, as listed: the names lstat would find
+            return parts[0] not in listing
+        first = os.path.join(base, parts[0])
+    try:
+        os.lstat(first)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def _resolved(root: Path) -> Path:
+    """``root`` resolved: once per run while ``run_cache`` is active."""
+    return _run_cached(("root", root), root.resolve)
+
+
+# -- lookups that hold for one run --------------------------------------------------
+
+#: Within one engine run (``run_cache``): the resolved root, and what ``cached_snapshot``
+#: found for each repository and revision. None outside a run, so a library call always
+#: looks again. A repository of many adapters names the same few bases over and over.
+_RUN: dict[tuple, Any] | None = None
+#: The most lookups kept per run. Each key is at most a repository id (96 + 96
+#: characters, ``_REPO_ID_RE``) and a revision of at most ``MAX_CACHED_REVISION``
+#: characters, each value a path and a one-line reason: well under 1 MB in all.
+MAX_RUN_ENTRIES = 1024
+MAX_CACHED_REVISION = 256
+
+
+@contextmanager
+def run_cache() -> Iterator[None]:
+    """Keep the lookups above for the duration of one run (``engine.run``)."""
+    global _RUN
+    saved, _RUN = _RUN, {}
+    try:
+        yield
+    finally:
+        _RUN = saved
+
+
+def _run_cached(key: tuple, compute: Callable[[], Any]) -> Any:
+    if _RUN is None:
+        return compute()
+    if key in _RUN:
+        return _RUN[key]
+    value = compute()
+    if len(_RUN) < MAX_RUN_ENTRIES:
+        _RUN[key] = value
+    return value
 
 
 # -- the local Hugging Face cache ---------------------------------------------------
@@ -218,6 +301,13 @@ def hub_cache_dir() -> Path:
 
 
 def cached_snapshot(repo_id: str, revision: str | None = None, commit: str | None = None) -> tuple[Path | None, str]:
+    """``_cached_snapshot``, looked up once per run for each repository and revision."""
+    if revision is not None and len(revision) > MAX_CACHED_REVISION:
+        return _cached_snapshot(repo_id, revision, commit)
+    return _run_cached(("snapshot", repo_id, revision, commit), lambda: _cached_snapshot(repo_id, revision, commit))
+
+
+def _cached_snapshot(repo_id: str, revision: str | None = None, commit: str | None = None) -> tuple[Path | None, str]:
     """The cached snapshot of ``repo_id`` that holds config.json, or None and why.
 
     The layout huggingface_hub documents: ``models--org--name/refs/<revision>`` holds a
@@ -288,6 +378,9 @@ def fetch_config(repo_id: str, revision: str | None = None) -> tuple[Path | None
     key = (_endpoint(), str(hub_cache_dir()), repo_id, revision)
     if key not in _FETCHED:
         _FETCHED[key] = _fetch(repo_id, revision)
+        if _RUN is not None:  # the download changed the local cache: look again from now on
+            for stale in [k for k in _RUN if k[0] == "snapshot"]:
+                del _RUN[stale]
     return _FETCHED[key]
 
 

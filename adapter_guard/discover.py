@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from .readers import WEIGHTS_NAMES
+from .readers import WEIGHTS_NAMES, listing
 
 CONFIG_NAME = "adapter_config.json"
 
@@ -38,14 +38,17 @@ def is_excluded(path: Path, root: Path, patterns: Iterable[str]) -> bool:
     return False
 
 
-def _walk(directory: Path, root: Path, exclude: list[str]) -> Iterator[Path]:
+def _walk(directory: Path, root: Path, exclude: list[str]) -> Iterator[tuple[Path, os.DirEntry, list[os.DirEntry]]]:
+    """Configs (and lone weights) under ``directory``, never through a linked directory:
+    each path, its directory entry, and its directory's entries as listed (unsorted)."""
     stack = [directory]
     while stack:
         current = stack.pop()
         try:
-            entries = sorted(os.scandir(current), key=lambda e: e.name)
+            scanned = list(os.scandir(current))
         except OSError:
             continue  # unreadable directories are skipped, as git would
+        entries = sorted(scanned, key=lambda e: e.name)
         subdirs = []
         names = {entry.name for entry in entries}
         lone = None if CONFIG_NAME in names else next((n for n in WEIGHTS_NAMES if n in names), None)
@@ -53,7 +56,7 @@ def _walk(directory: Path, root: Path, exclude: list[str]) -> Iterator[Path]:
             if entry.name == CONFIG_NAME or entry.name == lone:
                 path = Path(entry.path)
                 if not is_excluded(path, root, exclude):
-                    yield path
+                    yield path, entry, scanned
             elif entry.is_dir(follow_symlinks=False):
                 if entry.name in SKIP_DIRS or os.path.exists(os.path.join(entry.path, "pyvenv.cfg")):
                     continue
@@ -62,7 +65,17 @@ def _walk(directory: Path, root: Path, exclude: list[str]) -> Iterator[Path]:
         stack.extend(reversed(subdirs))
 
 
-def discover(paths: Iterable[Path], *, root: Path, exclude: list[str], force_exclude: bool = False) -> list[Path]:
+#: The most entries of an adapter directory whose listing discovery hands on (an adapter
+#: directory holds a handful; a larger one is listed again when it is read), and the most
+#: entries handed on in all (about 100 bytes each: a few MB), whatever the tree's size.
+MAX_HANDED_LISTING = 32
+MAX_HANDED_ENTRIES = 65536
+
+
+def discover(
+    paths: Iterable[Path], *, root: Path, exclude: list[str], force_exclude: bool = False,
+    unlinked: set[str] | None = None, listings: dict[str, dict[str, bool]] | None = None,
+) -> list[Path]:
     """Config files under ``paths``, in a stable order, each once.
 
     A file named explicitly is checked even when excluded, unless
@@ -72,12 +85,25 @@ def discover(paths: Iterable[Path], *, root: Path, exclude: list[str], force_exc
     change still checks their config; with no config beside it, it is
     checked itself (and reported as weights without a config).
     A directory search finds configs, and weights in directories that have none.
+
+    What a search learns on the way spares the engine a second look, per path found
+    (as ``str``): ``unlinked`` gets every path reached without a symbolic link from a
+    directory that resolves inside ``root`` (such a path resolves inside ``root``
+    too), and ``listings`` its directory's listing (``readers.listing``), for
+    directories of at most ``MAX_HANDED_LISTING`` entries, ``MAX_HANDED_ENTRIES`` in all.
     """
     found: dict[str, Path] = {}
+    handed = 0
     for path in paths:
         if path.is_dir() and path.name != CONFIG_NAME:  # a directory named like the config is reported, not searched
-            for config in _walk(path, root, exclude):
+            inside = unlinked is not None and _resolves_inside(path, root)
+            for config, entry, scanned in _walk(path, root, exclude):
                 found.setdefault(os.path.normpath(config), config)
+                if inside and not entry.is_symlink():
+                    unlinked.add(str(config))
+                if listings is not None and len(scanned) <= MAX_HANDED_LISTING and handed < MAX_HANDED_ENTRIES:
+                    listings[str(config)] = listing(scanned)
+                    handed += len(scanned)
             continue
         if path.name in WEIGHTS_NAMES:
             config = path.with_name(CONFIG_NAME)
@@ -89,3 +115,10 @@ def discover(paths: Iterable[Path], *, root: Path, exclude: list[str], force_exc
             continue
         found.setdefault(os.path.normpath(path), path)
     return list(found.values())
+
+
+def _resolves_inside(directory: Path, root: Path) -> bool:
+    try:
+        return directory.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError):
+        return False

@@ -13,8 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from . import jsondoc
-from .atomic import atomic_write
-from .base import BaseLookup, find_base, layer_modules
+from .base import BaseLookup, find_base, layer_modules, run_cache
 from .discover import discover
 from .findings import FileResult, Finding
 from .formats import lint_config, lint_lone_weights
@@ -27,8 +26,16 @@ from .settings import Settings
 PARALLEL_THRESHOLD = 64
 
 
+#: During ``run``, what discovery learnt on its way (``discover``), by path: the configs it
+#: reached without a symbolic link from a directory inside the root, which need not be
+#: resolved again to know they are inside (writes check again: ``_write``), and the
+#: listings of their directories, which need not be listed again.
+_UNLINKED: frozenset[str] = frozenset()
+_LISTINGS: dict[str, dict[str, bool]] = {}
+
+
 def _read_config(path: Path, result: FileResult, settings: Settings) -> bytes | None:
-    target = _linked_outside(path, settings.root)
+    target = None if str(path) in _UNLINKED else _linked_outside(path, settings.root)
     if target is not None:
         result.findings.append(
             Finding("AG006", str(path), f"links to `{target}`, outside `{settings.root}`; it is read but never written")
@@ -78,12 +85,13 @@ def read_adapter(path: Path, settings: Settings, config: dict) -> AdapterRead:
     """The adapter directory's files and its base model, found as ``adapter_guard.base`` says.
     Fixes never edit the fields the lookup reads, so one read serves every fix pass."""
     adapter_dir = path.parent
+    files = read_adapter_files(adapter_dir, lfs_headers=settings.lfs, entries=_LISTINGS.get(str(path)))
     lookup = find_base(
         config, adapter_dir, root=settings.root, base_model=settings.base_model,
-        base_model_origin=settings.base_model_origin, fetch=settings.fetch_base_config,
+        base_model_origin=settings.base_model_origin, fetch=settings.fetch_base_config, listing=files.entries,
     )
     modules = layer_modules(lookup.base.directory) if lookup.base is not None else None
-    return AdapterRead(read_adapter_files(adapter_dir, lfs_headers=settings.lfs()), lookup, modules)
+    return AdapterRead(files, lookup, modules)
 
 
 def lint(
@@ -249,7 +257,8 @@ def _mlx_base(read: AdapterRead | None):
 def _process_lone_weights(path: Path, settings: Settings) -> FileResult:
     """A weights file discovery found with no adapter_config.json beside it."""
     result = FileResult(str(path))
-    detection, findings = lint_lone_weights(read_adapter_files(path.parent, lfs_headers=settings.lfs()), str(path), path.name)
+    files = read_adapter_files(path.parent, lfs_headers=settings.lfs, entries=_LISTINGS.get(str(path)))
+    detection, findings = lint_lone_weights(files, str(path), path.name)
     result.format = detection.format.value
     result.findings = [f for f in findings if f.code in settings.enabled]
     # No config, so no target judges it (AG007 / AG821 say what it lacks): shown as not judged.
@@ -269,6 +278,8 @@ def _write(path: Path, text: str, result: FileResult, settings: Settings) -> Non
         return
     # A link inside the root is written through: atomic_write refuses to replace a link.
     target = path.resolve() if path.is_symlink() else path
+    from .atomic import atomic_write  # only a fix that is written needs it
+
     try:
         atomic_write(target, text.encode("utf-8"))
     except OSError as exc:
@@ -278,14 +289,23 @@ def _write(path: Path, text: str, result: FileResult, settings: Settings) -> Non
 
 
 def run(settings: Settings) -> list[FileResult]:
+    global _UNLINKED, _LISTINGS
     _resolved.cache_clear()  # the links under the root may have changed since the last run
-    paths = discover(settings.paths, root=settings.root, exclude=settings.exclude, force_exclude=settings.force_exclude)
+    unlinked: set[str] = set()
+    listings: dict[str, dict[str, bool]] = {}
+    paths = discover(settings.paths, root=settings.root, exclude=settings.exclude, force_exclude=settings.force_exclude,
+                     unlinked=unlinked, listings=listings)
     if len(paths) >= FAST_HEADER_THRESHOLD:
         use_fast_header_parser()
     workers = _workers(len(paths), settings)
-    if workers > 1:
-        return _run_forked(paths, settings, workers)
-    return [process(p, settings) for p in paths]
+    _UNLINKED, _LISTINGS = frozenset(unlinked), listings
+    try:
+        with run_cache():  # the base lookups many adapters share, done once per run
+            if workers > 1:
+                return _run_forked(paths, settings, workers)
+            return [process(p, settings) for p in paths]
+    finally:
+        _UNLINKED, _LISTINGS = frozenset(), {}
 
 
 #: From this many files on, headers are parsed with msgspec when it is installed:

@@ -30,6 +30,9 @@ class RankResult:
     rank: int | None
     layout: str  # "linear", "switch", "legacy-switch", or "unknown"
     reason: str | None = None  # set when rank is None
+    #: The pair is in PEFT's orientation, not MLX's (``peft_oriented``): kept with the
+    #: memoised rank so the lint needs no second pass over the modules to find such pairs.
+    peft_oriented: bool = False
 
 
 def infer_rank(lora_a: Sequence[int], lora_b: Sequence[int]) -> RankResult:
@@ -67,7 +70,28 @@ def _infer_rank(a: Shape, b: Shape) -> RankResult:
     return _cached_rank(a, b)
 
 
+def peft_oriented(a: Shape | None, b: Shape | None) -> bool:
+    """Whether a 2-D ``lora_a``/``lora_b`` pair is in PEFT's orientation and not MLX's.
+
+    MLX stores ``lora_a`` (in, r) and ``lora_b`` (r, out); PEFT stores lora_A
+    (r, in) and lora_B (out, r). PEFT's reading (a[0] == b[1] is the rank) must
+    give a rank below both widths, and MLX's (a[1] == b[0]) must not.
+    """
+    if a is None or b is None or len(a) != 2 or len(b) != 2:
+        return False
+    as_peft = a[0] == b[1] and a[0] < min(a[1], b[0])
+    as_mlx = a[1] == b[0] and a[1] < min(a[0], b[1])
+    return as_peft and not as_mlx
+
+
 def _rank_of(a: Shape, b: Shape) -> RankResult:
+    result = _rank_by_layout(a, b)
+    if peft_oriented(a, b):
+        return RankResult(result.rank, result.layout, result.reason, peft_oriented=True)
+    return result
+
+
+def _rank_by_layout(a: Shape, b: Shape) -> RankResult:
     if any(d <= 0 for d in a + b):
         return RankResult(None, "unknown", f"zero-sized factor: lora_a {a}, lora_b {b}")
     if len(a) == 2 and len(b) == 2:
@@ -145,6 +169,8 @@ class AdapterShape:
     unpaired: dict[str, str] = field(default_factory=dict)
     #: Modules whose rank is contradicted: path -> reason.
     contradicted: dict[str, str] = field(default_factory=dict)
+    #: Modules whose factors are in PEFT's orientation (``peft_oriented``), in tensor order.
+    peft_oriented: list[str] = field(default_factory=list)
     #: Inferred rank -> modules that have it.
     ranks: dict[int, list[str]] = field(default_factory=dict)
     #: Layer indices that carry adapter tensors, per layer prefix.
@@ -210,6 +236,7 @@ def infer_adapter(tensors: Mapping[str, Sequence[int]]) -> AdapterShape:
             foreign.append(name)
 
     modules, ranks, unpaired, contradicted = shape.modules, shape.ranks, shape.unpaired, shape.contradicted
+    oriented = shape.peft_oriented
     layer_indices, relative_keys, outer_keys = shape.layer_indices, shape.relative_keys, shape.outer_keys
     for path in paths:
         a, b, m = factor_a.get(path), factor_b.get(path), factor_m.get(path)
@@ -238,6 +265,8 @@ def infer_adapter(tensors: Mapping[str, Sequence[int]]) -> AdapterShape:
                 unpaired[path] = "lora_a" if a is not None else "lora_b"
             continue
         entry.rank = rank = _cached_rank(a, b) if len(a) + len(b) <= MAX_CACHED_DIMS else _rank_of(a, b)
+        if rank.peft_oriented:
+            oriented.append(path)
         value = rank.rank
         if value is None:
             contradicted[path] = rank.reason or "contradicted"

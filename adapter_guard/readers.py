@@ -3,9 +3,10 @@
 Config bytes, the safetensors header of the weights file, the directory
 listing and a base model's config.json are read here and nowhere else; the
 rules in ``adapter_guard.formats`` get plain values and do no I/O. Every
-weights-header read goes through ``read_weights_header``, which also reads
-the header of a Git LFS object when the file is only its pointer
-(``adapter_guard.lfs``).
+weights-header read goes through ``read_weights_header`` (or, for the shapes
+alone, ``read_adapter_files``), which also reads the header of a Git LFS
+object when the file is only its pointer (``adapter_guard.lfs``, imported only
+when a local read fails).
 """
 
 from __future__ import annotations
@@ -14,12 +15,18 @@ import errno
 import os
 import stat
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 from . import jsondoc
-from . import lfs
 from .safetensors_header import Header, HeaderError, read_header
+
+if TYPE_CHECKING:
+    from .lfs import LfsHeaders
+
+#: The run's Git LFS choice, or a function that makes it: called only when a pointer is met.
+LfsChoice = Union["LfsHeaders", Callable[[], "LfsHeaders"], None]
 
 #: The largest adapter_config.json (or base config.json) read. Real ones are
 #: 1-40 kB; parsing with positions peaks at about 130 bytes per byte of JSON.
@@ -61,7 +68,7 @@ def read_config_bytes(path: Path, limit: int = MAX_CONFIG_BYTES) -> bytes:
         os.close(fd)
 
 
-def read_weights_header(path: Path, lfs_headers: lfs.LfsHeaders | None = None) -> Header:
+def read_weights_header(path: Path, lfs_headers: LfsChoice = None) -> Header:
     """The safetensors header of a weights file (never its tensor data); HeaderError says why not.
 
     A file that fails the local read and is a Git LFS pointer is never a
@@ -72,13 +79,21 @@ def read_weights_header(path: Path, lfs_headers: lfs.LfsHeaders | None = None) -
     try:
         return _read_header(path)
     except HeaderError:
+        from . import lfs
+
         pointer = lfs.read_pointer(path)
         if pointer is None:
             raise
-    return lfs.pointer_header(path, pointer, lfs_headers)
+    return lfs.pointer_header(path, pointer, lfs_headers() if callable(lfs_headers) else lfs_headers)
+
+
+def _shapes_of(path: Path) -> dict[str, tuple[int, ...]]:
+    return read_header(path).shapes()
 
 
 _read_header = read_header
+#: The tensor shapes of a local file: what the lint reads, without the records it does not use.
+_read_shapes = _shapes_of
 
 
 def use_fast_header_parser() -> bool:
@@ -88,12 +103,12 @@ def use_fast_header_parser() -> bool:
     parser for anything unusual); it pays only for many files, because importing
     msgspec costs about as much as parsing 80 headers.
     """
-    global _read_header
+    global _read_header, _read_shapes
     try:
-        from .safetensors_fast import read_header as fast_read_header
+        from .safetensors_fast import read_header as fast_read_header, read_shapes as fast_read_shapes
     except ImportError:  # msgspec is not installed: the reference parser does the same work
         return False
-    _read_header = fast_read_header
+    _read_header, _read_shapes = fast_read_header, fast_read_shapes
     return True
 
 
@@ -118,31 +133,54 @@ class AdapterFiles:
     weights: dict[str, WeightsFile] = field(default_factory=dict)
 
 
-def read_adapter_files(
-    adapter_dir: Path, weights_names: tuple[str, ...] = SAFETENSORS_WEIGHTS, lfs_headers: lfs.LfsHeaders | None = None
-) -> AdapterFiles:
-    """List ``adapter_dir`` and read the header of each of ``weights_names`` that is present."""
-    try:
-        scanned = list(os.scandir(adapter_dir))
-    except OSError:
-        scanned = []
+def listing(scanned: list[os.DirEntry]) -> dict[str, bool]:
+    """Every entry's name, mapped to whether it is a regular file (links followed)."""
     entries = {}
     for entry in scanned:
         try:
             entries[entry.name] = entry.is_file()
         except OSError:
             entries[entry.name] = False
+    return entries
+
+
+def read_adapter_files(
+    adapter_dir: Path, weights_names: tuple[str, ...] = SAFETENSORS_WEIGHTS, lfs_headers: LfsChoice = None,
+    entries: dict[str, bool] | None = None,
+) -> AdapterFiles:
+    """List ``adapter_dir`` (unless ``entries`` is its listing, as discovery made it) and
+    read the header of each of ``weights_names`` that is present."""
+    if entries is None:
+        try:
+            entries = listing(list(os.scandir(adapter_dir)))
+        except OSError:
+            entries = {}
     weights = {}
     for name in weights_names:
         if name not in entries:
             continue
         try:
-            weights[name] = WeightsFile(name, shapes=read_weights_header(adapter_dir / name, lfs_headers).shapes())
-        except lfs.NotFetched as exc:
-            weights[name] = WeightsFile(name, not_fetched=exc.message)
+            weights[name] = WeightsFile(name, shapes=_read_shapes(adapter_dir / name))
         except HeaderError as exc:  # every failure, including "cannot open", arrives as one
-            weights[name] = WeightsFile(name, error=exc.message)
+            weights[name] = _refused(adapter_dir / name, exc, lfs_headers)
     return AdapterFiles(entries, weights)
+
+
+def _refused(path: Path, error: HeaderError, lfs_headers: LfsChoice) -> WeightsFile:
+    """A weights file the local read refused: a Git LFS pointer's header (or why it was
+    not fetched), else the local read's error; as ``read_weights_header`` gives them."""
+    from . import lfs
+
+    pointer = lfs.read_pointer(path)
+    if pointer is None:
+        return WeightsFile(path.name, error=error.message)
+    try:
+        header = lfs.pointer_header(path, pointer, lfs_headers() if callable(lfs_headers) else lfs_headers)
+    except lfs.NotFetched as exc:
+        return WeightsFile(path.name, not_fetched=exc.message)
+    except HeaderError as exc:
+        return WeightsFile(path.name, error=exc.message)
+    return WeightsFile(path.name, shapes=header.shapes())
 
 
 def read_base_config(config_path: Path) -> tuple[dict[str, Any] | None, str]:

@@ -79,8 +79,23 @@ def read_header(path: str | os.PathLike[str]) -> Header:
     return reference.read_header(path, parse=parse_header)
 
 
-def _parse_common(raw: bytes, file_size: int) -> Header | None:
-    """The header, when it has the common layout and is valid; otherwise None."""
+def parse_shapes(raw: bytes, file_size: int) -> dict[str, tuple[int, ...]]:
+    """``parse_header(raw, file_size).shapes()``, without building the records the lint
+    does not read (the checks are the same; an out-of-order layout goes to the reference)."""
+    shapes = _parse_common(raw, file_size, records=False)
+    if shapes is None:
+        return reference._parse(raw, file_size).shapes()
+    return shapes
+
+
+def read_shapes(path: str | os.PathLike[str]) -> dict[str, tuple[int, ...]]:
+    """``read_header(path).shapes()``, parsing with :func:`parse_shapes`."""
+    return reference.read_header(path, parse=parse_shapes)  # type: ignore[return-value]
+
+
+def _parse_common(raw: bytes, file_size: int, records: bool = True) -> Header | dict | None:
+    """The header, when it has the common layout and is valid; otherwise None.
+    Without ``records``, only its shapes: {name: shape}."""
     if not raw.isascii() or b"\\" in raw:
         return None
     try:
@@ -93,7 +108,7 @@ def _parse_common(raw: bytes, file_size: int) -> Header | None:
         if metadata.dtype is not UNSET or metadata.shape is not UNSET or metadata.data_offsets is not UNSET:
             return None
         metadata = {} if metadata.format is UNSET else {"format": metadata.format}
-    tensors: dict[str, TensorInfo] = {}
+    tensors: dict = {}
     previous_end = 0
     in_offset_order = True
     try:
@@ -113,9 +128,11 @@ def _parse_common(raw: bytes, file_size: int) -> Header | None:
                 if begin < previous_end:
                     in_offset_order = False
                 previous_end = end
-            tensors[name] = _tuple_new(TensorInfo, (dtype, shape, begin, end))
+            tensors[name] = _tuple_new(TensorInfo, (dtype, shape, begin, end)) if records else shape
     except (AttributeError, KeyError, TypeError):
         return None
+    if not records:
+        return tensors if in_offset_order else None  # the overlap check needs the records
     if not in_offset_order:
         try:
             reference._check_overlaps(tensors)

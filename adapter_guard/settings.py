@@ -9,10 +9,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .lfs import LfsHeaders, choose
 from .registry import enabled_codes, unknown_selectors
+
+if TYPE_CHECKING:
+    from .lfs import LfsHeaders
 
 CONFIG_KEYS = {
     "select", "ignore", "exclude", "extend-exclude", "unsafe-fixes", "base-model", "fetch-base-config", "fail-on",
@@ -65,8 +67,12 @@ class Settings:
     _lfs: LfsHeaders | None = field(default=None, repr=False, compare=False)
 
     def lfs(self) -> LfsHeaders:
-        """The run's Git LFS choice, made once: its fetcher caches headers by oid for the run."""
+        """The run's Git LFS choice, made once: its fetcher caches headers by oid for the run.
+        The engine asks for it only when it meets a pointer (``adapter_guard.lfs`` is
+        imported then, not on every run)."""
         if self._lfs is None:
+            from .lfs import choose
+
             self._lfs = choose(self.lfs_headers, credentials=self.lfs_credentials)
         return self._lfs
 

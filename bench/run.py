@@ -7,7 +7,14 @@ It builds a corpus under ``bench/.corpus`` (kept between runs):
 - 1,001 adapters, each an ``adapter_config.json`` as ``mlx_lm.lora`` writes it
   and an ``adapters.safetensors`` with 256 tensors whose header is written the
   way the safetensors library writes it, with the data region left sparse;
-- one adapter whose weights file is more than 1 GB (sparse), and one small one.
+- one adapter whose weights file is more than 1 GB (sparse), and one small one;
+- two corpora in the other layouts (``--layout-adapters``, 300 each), named as
+  the real writers name them (tests/peft_writers.py, tests/vlm_writers.py):
+  PEFT ``save_pretrained`` (``adapter_model.safetensors``, 224 tensors
+  ``base_model.model.model.layers.N.<module>.lora_A.weight``, the full
+  LoraConfig dump of peft 0.21.2) and mlx-vlm's trainer (``adapters.safetensors``,
+  256 tensors ``language_model.model.layers.N.<module>.lora_a``, the
+  ``{fine_tune_type, num_layers, lora_parameters}`` config with full-path keys).
 
 Then it times every command in a fresh process, in every round, alternating
 the order (forward, then backward) so that all share the machine's state. For
@@ -27,11 +34,15 @@ single-core CI runner is covered too:
   config (what a pre-commit hook on the staged files costs);
 - ``adapter-guard`` on the huge adapter and on the small one;
 - ``adapter-guard --version``;
+- ``adapter-guard`` against ``check-json`` on the PEFT and the mlx-vlm corpus;
 - one adapter with an option (``--fail-on warning``, the default): the command
   line goes through click, which a plain ``adapter-guard PATHS`` skips;
 - with the ``mlx`` extra: ``--smoke`` on the bundled tiny llama adapter, and
   ``--gpt-oss`` on its built-in tiny model (``bench/smoke_bench.py`` and
   ``bench/gpt_oss_bench.py`` break those down into import and check time).
+
+In-process, it also measures what format detection (``formats.detect.detect``)
+costs on each corpus, as a share of the whole lint (target: at most 3 %).
 
 Every target of issue 12 is printed with "met" or "NOT MET". Nothing here is a
 timed test: it prints figures, the README records them. The machine's load
@@ -98,8 +109,66 @@ def write_adapter(directory: Path, *, layers: int, hidden: int, rank: int) -> No
     (directory / "adapter_config.json").write_text(json.dumps(config, indent=4, sort_keys=True))
 
 
-def build_corpus(count: int) -> None:
-    marker = CORPUS / f".built-{count}"
+def write_header(path: Path, tensors: list[tuple[str, list[int]]], metadata: dict | None) -> None:
+    """A safetensors file whose header lists ``tensors`` (F32, in this order), data left sparse."""
+    header, offset = ({"__metadata__": metadata} if metadata is not None else {}), 0
+    for name, shape in tensors:
+        size = shape[0] * shape[1] * 4
+        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + size]}
+        offset += size
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(raw)))
+        f.write(raw)
+        f.truncate(8 + len(raw) + offset)
+
+
+#: A Llama-3.2-1B-like base: (module, in, out) of every projection LoRA wraps.
+LLAMA_PROJECTIONS = [
+    ("self_attn.q_proj", 2048, 2048), ("self_attn.k_proj", 2048, 512), ("self_attn.v_proj", 2048, 512),
+    ("self_attn.o_proj", 2048, 2048), ("mlp.gate_proj", 2048, 8192), ("mlp.up_proj", 2048, 8192),
+    ("mlp.down_proj", 8192, 2048),
+]
+
+
+def write_peft_adapter(directory: Path, *, layers: int = 16, rank: int = 16) -> None:
+    """As PEFT's save_pretrained writes a LoRA on every projection of 16 layers (224 tensors):
+    lora_A (r, in) and lora_B (out, r) under ``base_model.model.``; the safetensors library
+    orders the tensors by name and writes ``{"format": "pt"}``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = []
+    for layer in range(layers):
+        for module, width_in, width_out in LLAMA_PROJECTIONS:
+            path = f"base_model.model.model.layers.{layer}.{module}"
+            tensors += [(f"{path}.lora_A.weight", [rank, width_in]), (f"{path}.lora_B.weight", [width_out, rank])]
+    write_header(directory / "adapter_model.safetensors", sorted(tensors), {"format": "pt"})
+    # The LoraConfig peft 0.21.2 writes (examples/adapters/peft-clean, from the real writer), for this adapter.
+    config = json.loads((HERE.parent / "examples" / "adapters" / "peft-clean" / "adapter_config.json").read_text())
+    config.update(r=rank, lora_alpha=2 * rank, base_model_name_or_path="meta-llama/Llama-3.2-1B",
+                  target_modules=sorted(m.rpartition(".")[2] for m, _, _ in LLAMA_PROJECTIONS))
+    (directory / "adapter_config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
+
+
+def write_vlm_adapter(directory: Path, *, layers: int = 32, rank: int = 8) -> None:
+    """As mlx-vlm's trainer (save_trainable_weights) writes a LoRA on q/k/v/o of a LLaVA's 32
+    language-model layers (256 tensors): full paths from the VLM root, lora_a (in, r) and
+    lora_b (r, out), no metadata; the config is save_json's (indent 2, sorted keys)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors, keys = [], []
+    for layer in range(layers):
+        for module, width_in, width_out in LLAMA_PROJECTIONS[:4]:
+            path = f"language_model.model.layers.{layer}.{module}"
+            keys.append(path)
+            tensors += [(f"{path}.lora_a", [width_in, rank]), (f"{path}.lora_b", [rank, width_out])]
+    write_header(directory / "adapters.safetensors", sorted(tensors), None)
+    config = {"fine_tune_type": "lora", "lora_parameters": {"dropout": 0.0, "keys": keys, "rank": rank, "scale": 2.0},
+              "num_layers": -1}
+    (directory / "adapter_config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
+
+
+def build_corpus(count: int, layout_count: int) -> None:
+    marker = CORPUS / f".built-{count}-{layout_count}"
     if marker.exists():
         return
     shutil.rmtree(CORPUS, ignore_errors=True)
@@ -109,7 +178,46 @@ def build_corpus(count: int) -> None:
     # 256 tensors of 8192 x 256 float32 = 2 GiB of sparse data
     write_adapter(CORPUS / "huge", layers=32, hidden=8192, rank=256)
     write_adapter(CORPUS / "small", layers=32, hidden=64, rank=8)
+    for i in range(layout_count):
+        write_peft_adapter(CORPUS / "peft" / f"adapter-{i:04d}")
+        write_vlm_adapter(CORPUS / "vlm" / f"adapter-{i:04d}")
     marker.touch()
+
+
+def detection_share(directory: Path, repeat: int) -> tuple[float, float]:
+    """In this process: the CPU seconds of one lint of ``directory`` (serial, headers parsed
+    as a run of that size parses them) and the share of it spent in format detection.
+    The least of ``repeat`` runs, after one that warms the caches."""
+    import adapter_guard.formats as formats
+    from adapter_guard import engine
+    from adapter_guard.settings import Settings
+
+    detect = formats.detect
+    spent = [0.0]
+
+    def timed_detect(*args, **kwargs):
+        start = time.process_time()
+        try:
+            return detect(*args, **kwargs)
+        finally:
+            spent[0] += time.process_time() - start
+
+    settings = Settings(paths=[directory], root=directory, plans_fixes=False)
+    workers = engine._workers
+    formats.detect, engine._workers = timed_detect, (lambda count, settings: 1)
+    try:
+        engine.run(settings)
+        best = None
+        for _ in range(repeat):
+            spent[0] = 0.0
+            start = time.process_time()
+            engine.run(settings)
+            total = time.process_time() - start
+            if best is None or total < best[0]:
+                best = (total, spent[0] / total)
+    finally:
+        formats.detect, engine._workers = detect, workers
+    return best
 
 
 # The I/O floor for any tool that reads every header: the bytes, no parse.
@@ -189,12 +297,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=9)
     parser.add_argument("--adapters", type=int, default=1001)
+    parser.add_argument("--layout-adapters", type=int, default=300, help="adapters in each of the PEFT and mlx-vlm corpora")
     parser.add_argument("--no-mlx", action="store_true", help="skip the --smoke and --gpt-oss lines")
     args = parser.parse_args()
 
-    build_corpus(args.adapters)
+    build_corpus(args.adapters, args.layout_adapters)
     many = CORPUS / "many"
     configs = sorted(str(p) for p in many.glob("*/adapter_config.json"))
+    layouts = {name: sorted(str(p) for p in (CORPUS / name).glob("*/adapter_config.json")) for name in ("peft", "vlm")}
     guard = tool("adapter-guard")
     commands = {
         "adapter-guard (corpus)": [guard, str(many)],
@@ -211,6 +321,9 @@ def main() -> int:
         "adapter-guard (small adapter)": [guard, str(CORPUS / "small")],
         "adapter-guard --version": [guard, "--version"],
     }
+    for name, layout_configs in layouts.items():
+        commands[f"adapter-guard ({name} corpus)"] = [guard, str(CORPUS / name)]
+        commands[f"check-json ({name} corpus)"] = [tool("check-json"), *layout_configs]
     if importlib.util.find_spec("msgspec") is not None:
         commands["msgspec of headers, no output"] = [sys.executable, "-c", MSGSPEC_ONLY, str(many)]
     if importlib.util.find_spec("mlx_lm") is not None and not args.no_mlx:  # the [mlx] extra: time the MLX edges too
@@ -269,6 +382,18 @@ def main() -> int:
             print(f"  {'adapter-guard / ' + name:<54} {corpus / med[name]:6.2f}x")
     click_one = med["adapter-guard --fail-on warning (one)"] / med["check-json (one config)"]
     print(f"  {'one adapter with an option (through click) / check-json':<54} {click_one:6.2f}x")
+    print()
+    print("  the other layouts (no target of their own; the corpus target is <= 5x):")
+    for name, layout_configs in layouts.items():
+        ours, theirs = med[f"adapter-guard ({name} corpus)"], med[f"check-json ({name} corpus)"]
+        ours_cpu, theirs_cpu = med_cpu[f"adapter-guard ({name} corpus)"], med_cpu[f"check-json ({name} corpus)"]
+        print(f"  {f'{name}: {len(layout_configs)} adapters, adapter-guard / check-json':<54} {ours / theirs:6.2f}x wall "
+              f"({ours * 1000:.0f} / {theirs * 1000:.0f} ms), {ours_cpu / theirs_cpu:.2f}x CPU")
+    print()
+    print("  format detection, in-process (least of 5 serial runs; target <= 3 % of the lint):")
+    for name in ("many", "peft", "vlm"):
+        total, share = detection_share(CORPUS / name, 5)
+        print(f"  {name:<8} lint {total * 1000:6.1f} ms CPU, detection {share * 100:4.1f} %: {verdict(share <= 0.03)}")
     return 0
 
 

@@ -317,3 +317,99 @@ def test_a_config_json_that_is_no_model_config_is_unusable(repo, capsys):
     (base / "config.json").write_text(json.dumps({"name": "tokenizer settings"}))
     code, findings = lint([str(adapter), "--base-model", str(base)], capsys)
     assert code == 1 and "neither a model_type nor a layer count" in only(findings, "AG310")["message"]
+
+
+# -- the per-run lookups: the same answers, bounded -------------------------------------
+
+
+def _directory_inside_resolving_everything(name: str, adapter_dir: Path, root: Path):
+    """The lookup before the lstat shortcut: every candidate resolved (the reference)."""
+    import os
+
+    try:
+        path = Path(name).expanduser()
+    except RuntimeError:
+        return None, ""
+    candidates = [path] if path.is_absolute() else [root / path, adapter_dir / path]
+    root = root.resolve()
+    outside = None
+    for candidate in candidates:
+        try:
+            resolved = candidate.resolve()
+            if not resolved.is_dir():
+                continue
+            if not resolved.is_relative_to(root):
+                outside = candidate
+                continue
+            if os.path.lexists(resolved / "config.json"):
+                return resolved, ""
+        except (OSError, RuntimeError, ValueError):
+            continue
+    if outside is not None:
+        return None, f"`{name}` is a directory outside the repository (`{root}`), which is never read"
+    return None, ""
+
+
+def test_a_named_base_directory_is_found_exactly_as_by_resolving_every_candidate(repo, tmp_path):
+    """Names that are missing, files, links (to a base, outside, through `missing/..`, in a
+    loop), with `..`, relative and absolute: the shortcut gives the reference's answer."""
+    import itertools
+    import os
+
+    from adapter_guard import readers
+    from adapter_guard.base import _directory_inside, run_cache
+
+    adapter = write_adapter(repo / "adapters" / "one")
+    write_base(repo / "base", 4)
+    write_base(adapter / "beside", 4)
+    write_base(tmp_path / "elsewhere", 4)
+    (repo / "file").write_text("{}")
+    (repo / "empty").mkdir()
+    (repo / "link-base").symlink_to("base")
+    (repo / "link-out").symlink_to(tmp_path / "elsewhere")
+    (repo / "link-odd").symlink_to("missing/../base")  # resolve() finds base; the kernel does not
+    (repo / "loop").symlink_to("loop")
+    (adapter / "up").symlink_to("../..")
+    parts = ["base", "beside", "missing", "file", "empty", "link-base", "link-out", "link-odd", "loop", "up",
+             "..", ".", "config.json", "org"]
+    names = ["/".join(combo) for n in (1, 2, 3) for combo in itertools.product(parts, repeat=n)]
+    names += [str(repo / name) for name in names[: len(parts) ** 2]] + [str(tmp_path / "elsewhere"), "~", "~nobody-here/x"]
+    listing = readers.listing(list(os.scandir(adapter)))  # what discovery hands on
+    with run_cache():
+        for name in names:
+            for adapter_dir in (adapter, Path("adapters/one"), Path("adapters/../adapters/one")):
+                expected = _directory_inside_resolving_everything(name, adapter_dir, repo)
+                assert _directory_inside(name, adapter_dir, repo) == expected, (name, adapter_dir)
+                assert _directory_inside(name, adapter_dir, repo, listing) == expected, (name, adapter_dir)
+
+
+def test_snapshot_lookups_are_kept_for_one_run_only_and_never_more_than_the_bound(repo, tmp_path):
+    from adapter_guard import base
+
+    cache = tmp_path / "hf-cache"
+    ids = [f"org/model-{i}" for i in range(base.MAX_RUN_ENTRIES + 200)]
+    expected = [base.cached_snapshot(repo_id) for repo_id in ids]  # outside a run: nothing kept
+    assert base._RUN is None
+    with base.run_cache():
+        assert [base.cached_snapshot(repo_id) for repo_id in ids] == expected
+        assert len(base._RUN) == base.MAX_RUN_ENTRIES
+        # Kept for the run: a snapshot that appears during it is seen from the next run on.
+        cache_snapshot(cache, "org/model-0", 4, commit="a" * 40)
+        assert base.cached_snapshot("org/model-0") == expected[0]
+        # Past the bound, nothing is kept: looked up afresh.
+        cache_snapshot(cache, f"org/model-{len(ids) - 1}", 4, commit="a" * 40)
+        assert base.cached_snapshot(ids[-1])[0] is not None
+    assert base._RUN is None
+    assert base.cached_snapshot("org/model-0")[0] == cache / "models--org--model-0" / "snapshots" / ("a" * 40)
+
+
+def test_a_revision_longer_than_the_bound_is_never_kept(repo, tmp_path):
+    from adapter_guard import base
+
+    revision = "/".join(["r" * 100] * 3)  # longer than the bound, each part a valid file name
+    assert len(revision) > base.MAX_CACHED_REVISION
+    with base.run_cache():
+        first = base.cached_snapshot("org/tiny", revision)
+        assert first[0] is None and base._RUN == {}
+        cache_snapshot(tmp_path / "hf-cache", "org/tiny", 4, commit="b" * 40, refs=(revision,))
+        assert base.cached_snapshot("org/tiny", revision)[0] is not None

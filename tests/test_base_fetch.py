@@ -158,3 +158,14 @@ def test_an_unreachable_endpoint_fails_fast_with_a_warning(repo, monkeypatch, ca
     code, findings = lint(["--fix", "--fetch-base-config", str(adapter)], capsys)
     assert time.monotonic() - start < 10  # no minute of retries
     assert code == 1 and "ConnectError" in only(findings, "AG311")["message"]
+
+
+def test_after_a_fetch_the_next_adapter_of_the_run_finds_the_base_in_the_local_cache(repo, hub, capsys):
+    """The run keeps its cache lookups, but a download changes the cache: the second adapter
+    names the base as found in the local cache, as it would with no lookup kept."""
+    first = write_adapter(repo / "a-first", model="org/tiny")
+    second = write_adapter(repo / "b-second", model="org/tiny")
+    code, findings = lint(["--fetch-base-config", str(first), str(second)], capsys)
+    messages = {f["path"].split("/")[-2]: f["message"] for f in findings if f["code"] == "AG301"}
+    assert "`org/tiny` fetched from http://127.0.0.1:" in messages["a-first"]
+    assert "`org/tiny` in the local Hugging Face cache" in messages["b-second"]

@@ -331,3 +331,71 @@ def test_real_peft_patterns_match_well_within_the_budget(peft_corpus, name):
 
     assert codes(results, severities=("error", "warning", "info")) == []
     assert time.monotonic() - started < 1
+
+
+# -- grouping tensors into modules: the shortcut against the definition ----------------------------
+
+
+def _split_by_definition(shapes):
+    """Each name after PEFT's prefix, tried against every factor leaf as a suffix after a dot."""
+    from adapter_guard.formats.peft import _FACTOR_LEAVES, _OTHER_PEFT_LEAVES, PREFIX
+
+    modules, plain, strays = {}, {}, []
+    for key, shape in shapes.items():
+        if not key.startswith(PREFIX):
+            (strays.append(key) if ".lora_" in key else plain.__setitem__(key, shape))
+            continue
+        name = key[len(PREFIX):]
+        for leaf, (factor, embedding) in _FACTOR_LEAVES.items():
+            if name.endswith("." + leaf):
+                module = modules.setdefault(name[: -len(leaf) - 1], {"a": None, "b": None, "magnitude": None, "embedding": False})
+                module[factor] = shape
+                module["embedding"] = module["embedding"] or embedding
+                break
+        else:
+            if name.endswith(".lora_magnitude_vector"):
+                empty = {"a": None, "b": None, "magnitude": None, "embedding": False}
+                modules.setdefault(name[: -len(".lora_magnitude_vector")], empty)["magnitude"] = shape
+            elif name.endswith(_OTHER_PEFT_LEAVES):
+                continue
+            elif ".lora_" in name:
+                strays.append(key)
+            else:
+                plain[name] = shape
+    return modules, plain, strays
+
+
+from hypothesis import given, settings as hypothesis_settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_PARTS = st.sampled_from(["lora_A", "lora_B", "weight", "lora_embedding_A", "lora_embedding_B", "lora_magnitude_vector",
+                          "bias", "base_layer", "q_proj", "layers", "0", "", "lora_x"])
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.lists(_PARTS, min_size=1, max_size=5)), max_size=10))
+def test_tensors_are_grouped_into_modules_as_the_leaf_suffixes_define(keys):
+    from adapter_guard.formats.peft import PREFIX, split_tensors
+
+    shapes = {(PREFIX if prefixed else "") + ".".join(parts): (i + 1, 2) for i, (prefixed, parts) in enumerate(keys)}
+    got = split_tensors(shapes)
+    modules, plain, strays = _split_by_definition(shapes)
+    assert {n: {"a": m.a, "b": m.b, "magnitude": m.magnitude, "embedding": m.embedding}
+            for n, m in got.modules.items()} == modules
+    assert list(got.modules) == list(modules) and got.plain == plain and got.strays == strays
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(["q_proj", "self_attn.q_proj", "layers.0.self_attn.q_proj", "v_proj", "proj", "", ".", 3]),
+             max_size=4),
+    st.lists(_PARTS, min_size=1, max_size=5).map(".".join),
+    st.sampled_from([None, [], [0], 0, [1, 2], {}]),
+)
+def test_a_target_list_adapts_exactly_the_modules_its_entries_match(targets, name, layers):
+    """The list case of ``targeted`` is any entry matching (``_entry_matches``), with or without a layer filter."""
+    from adapter_guard.formats.peft import _entry_matches, targeted
+
+    config = {"target_modules": targets, "layers_to_transform": layers}
+    expected = any(isinstance(e, str) and _entry_matches(e, name, config) for e in targets)
+    assert targeted(name, config) is expected

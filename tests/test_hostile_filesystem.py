@@ -158,6 +158,76 @@ def test_a_directory_linked_outside_the_repository_is_never_written_through(repo
     assert outside.read_text() == NEEDS_FIX
 
 
+def test_discovery_vouches_only_for_configs_that_resolve_inside_the_repository(repo, tmp_path):
+    """The engine skips resolving a config discovery reached without a link from a directory
+    inside the root: every path it vouches for must resolve inside, as ``_linked_outside`` finds."""
+    from adapter_guard.discover import discover
+    from adapter_guard.engine import _linked_outside
+
+    outside = write_adapter(tmp_path / "elsewhere" / "adapter", COMPLETE)
+    write_adapter(repo / "plain", COMPLETE)
+    write_adapter(repo / "deep" / "er" / "adapter", COMPLETE)
+    (repo / "dir-link-out").symlink_to(outside.parent)
+    (repo / "dir-link-in").symlink_to(repo / "deep")
+    (repo / "file-links").mkdir()
+    (repo / "file-links" / "adapter_config.json").symlink_to(outside)
+    (repo / "file-link-in").mkdir()
+    (repo / "file-link-in" / "adapter_config.json").symlink_to(repo / "plain" / "adapter_config.json")
+    (repo / "loop").mkdir()
+    (repo / "loop" / "adapter_config.json").symlink_to("adapter_config.json")
+    (tmp_path / "link-to-repo").symlink_to(repo)
+    starts = [Path("."), repo, Path("dir-link-out"), Path("dir-link-in"), Path("file-links"), tmp_path / "link-to-repo",
+              tmp_path / "elsewhere", Path("deep/../plain"), repo / "file-links" / "adapter_config.json"]
+    vouched = set()
+    for start in starts:
+        unlinked: set[str] = set()
+        found = discover([start], root=repo, exclude=[], unlinked=unlinked)
+        assert unlinked <= {str(p) for p in found}
+        for path in found:
+            if str(path) in unlinked:
+                assert _linked_outside(path, repo) is None, (start, path)
+                vouched.add(str(path))
+    assert {"plain/adapter_config.json", "dir-link-in/er/adapter/adapter_config.json"} <= vouched
+    assert str(repo / "deep/er/adapter/adapter_config.json") in vouched
+    # A config that is itself a link, or anything reached through a directory outside, is resolved as before.
+    assert not any(part in p for p in vouched for part in ("file-link", "loop", "elsewhere", "dir-link-out"))
+
+
+def test_the_listing_discovery_hands_on_is_the_directory_as_read_again(repo, tmp_path):
+    """Every entry, in the order the file system lists it, and whether it is a file (links
+    followed, a dangling one not): what reading the adapter directory would give."""
+    from adapter_guard import discover as discovery
+    from adapter_guard.readers import listing
+
+    adapter = write_adapter(repo / "adapter", COMPLETE).parent
+    for i in range(5):
+        (adapter / f"checkpoint-{i}.safetensors").write_bytes(b"")
+    (adapter / "sub").mkdir()
+    (adapter / "dangling").symlink_to("missing")
+    (adapter / "file-link").symlink_to("adapter_config.json")
+    crowded = write_adapter(repo / "crowded", COMPLETE).parent
+    for i in range(discovery.MAX_HANDED_LISTING):
+        (crowded / f"extra-{i}").write_bytes(b"")
+    listings: dict[str, dict[str, bool]] = {}
+    found = discovery.discover([Path(".")], root=repo, exclude=[], listings=listings)
+    assert set(listings) == {"adapter/adapter_config.json"} and len(found) == 2  # the crowded one is listed again
+    handed = listings["adapter/adapter_config.json"]
+    assert list(handed.items()) == list(listing(list(os.scandir(adapter))).items())
+    assert handed["file-link"] is True and handed["dangling"] is False and handed["sub"] is False
+
+
+def test_discovery_hands_on_a_bounded_number_of_entries_in_all(repo, monkeypatch):
+    from adapter_guard import discover as discovery
+
+    monkeypatch.setattr(discovery, "MAX_HANDED_ENTRIES", 10)
+    for i in range(8):
+        write_adapter(repo / f"adapter-{i}", COMPLETE)  # two entries each
+    listings: dict[str, dict[str, bool]] = {}
+    found = discovery.discover([Path(".")], root=repo, exclude=[], listings=listings)
+    assert len(found) == 8 and len(listings) == 5  # 10 entries handed on, then one more directory
+    assert sum(len(entries) for entries in listings.values()) == 10
+
+
 def test_a_config_named_outside_the_repository_without_links_is_fixed(repo, tmp_path):
     path = write_adapter(tmp_path / "elsewhere", NEEDS_FIX)  # the user's explicit choice, not a link's
     assert run_cli(path, "--fix").code == 0

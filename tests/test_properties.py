@@ -11,7 +11,7 @@ from adapter_guard import jsondoc
 from adapter_guard.formats.mlx_lm import run_rules
 from adapter_guard.formats.shared import Inputs
 from adapter_guard.engine import plan_fixes
-from adapter_guard.infer import infer_adapter, infer_rank
+from adapter_guard.infer import infer_adapter, infer_rank, peft_oriented
 
 dims = st.integers(1, 4096)
 ranks = st.integers(1, 256)
@@ -36,6 +36,24 @@ def test_any_pair_gives_a_rank_that_both_factors_carry_or_none(a, b):
         assert result.reason
     else:
         assert result.rank in a and result.rank in b
+
+
+small = st.integers(0, 12)  # small widths and ranks meet often: square, transposed and zero-sized pairs
+factor = st.lists(small, min_size=1, max_size=3).map(tuple)
+
+
+@given(st.lists(st.tuples(st.one_of(st.none(), factor), st.one_of(st.none(), factor)), max_size=12))
+def test_the_peft_oriented_modules_infer_marks_are_exactly_those_the_predicate_finds(pairs):
+    """infer_adapter marks PEFT-oriented pairs as it reads ranks (AG831 needs no second pass):
+    the same modules, in tensor order, as the predicate applied to every module."""
+    tensors = {}
+    for i, (a, b) in enumerate(pairs):
+        if a is not None:
+            tensors[f"model.layers.{i}.self_attn.q_proj.lora_a"] = a
+        if b is not None:
+            tensors[f"model.layers.{i}.self_attn.q_proj.lora_b"] = b
+    shape = infer_adapter(tensors)
+    assert shape.peft_oriented == [p for p, m in shape.modules.items() if peft_oriented(m.lora_a, m.lora_b)]
 
 
 FIELDS = [("num_layers",), ("fine_tune_type",), ("lora_parameters", "rank"),
@@ -101,3 +119,20 @@ def test_fixing_restores_every_dropped_field_and_keeps_every_other_value(adapter
     # And a second pass has nothing left to fix.
     again = run_rules(Inputs(fixed, shape, None), "adapter_config.json")
     assert [f for f in again if f.fix is not None] == []
+
+
+name_parts = st.sampled_from(["lora_a", "lora_b", "lora_A", "lora_B", "m", "weight", "A", "B", "layers", "0", ".", "\n", ""])
+
+
+@given(st.lists(st.lists(name_parts, max_size=6).map("".join), max_size=8))
+def test_detection_reads_mlx_factors_from_the_names_as_their_definition_says(names):
+    """adapters.safetensors holds MLX factors when some name's last part is lora_a or lora_b and
+    no name holds a PEFT factor (`.lora_A.`, `.lora_B.`): the shortcuts change no answer."""
+    from adapter_guard.formats.detect import _mlx_leaves
+    from adapter_guard.readers import AdapterFiles, WeightsFile
+
+    shapes = {name: (1, 1) for name in names}
+    files = AdapterFiles({"adapters.safetensors": True}, {"adapters.safetensors": WeightsFile("adapters.safetensors", shapes)})
+    leaves = {name.rpartition(".")[2] for name in shapes}
+    defined = bool(leaves & {"lora_a", "lora_b"}) and not any(".lora_A." in n or ".lora_B." in n for n in shapes)
+    assert _mlx_leaves(files) == defined

@@ -12,7 +12,9 @@ by construction. These tests compare the two on:
   level (an always-on run here; ``pytest -m fuzz`` runs tens of thousands).
 
 "The same" is the ``repr`` of the whole ``Header`` (tensor order, record and
-number types included) or the same error class and message.
+number types included) or the same error class and message. The lint reads only
+the shapes (``parse_shapes`` / ``read_shapes``, which skip building the records):
+they are held to the reference's ``Header.shapes()`` on every input too.
 """
 
 from __future__ import annotations
@@ -40,6 +42,14 @@ def outcome(parse, *args) -> tuple[str, str]:
         return (type(error).__name__, error.message)
 
 
+def reference_shapes(raw: bytes, file_size: int) -> dict:
+    return reference_parse(raw, file_size).shapes()
+
+
+def reference_read_shapes(path) -> dict:
+    return read_header(path).shapes()
+
+
 def took_the_fast_path(raw: bytes, file_size: int) -> bool:
     return safetensors_fast._parse_common(raw, file_size) is not None
 
@@ -63,12 +73,14 @@ def test_every_hostile_file_gets_the_reference_answer(tmp_path, weights, message
 
     assert fast == outcome(read_header, path)
     assert fast[0] == "HeaderError" and message in fast[1]
+    assert outcome(safetensors_fast.read_shapes, path) == outcome(reference_read_shapes, path)
 
 
 def test_unreadable_files_get_the_reference_answer(tmp_path):
-    assert outcome(safetensors_fast.read_header, tmp_path) == outcome(read_header, tmp_path)
     missing = tmp_path / "missing.safetensors"
-    assert outcome(safetensors_fast.read_header, missing) == outcome(read_header, missing)
+    for path in (tmp_path, missing):
+        assert outcome(safetensors_fast.read_header, path) == outcome(read_header, path)
+        assert outcome(safetensors_fast.read_shapes, path) == outcome(reference_read_shapes, path)
 
 
 # -- real writers -------------------------------------------------------------------------------
@@ -82,6 +94,7 @@ def test_mlx_lm_adapters_take_the_fast_path_with_the_reference_result(tmp_path):
         raw, size = split(path)
         assert took_the_fast_path(raw, size), build.__name__
         assert outcome(safetensors_fast.read_header, path) == outcome(read_header, path)
+        assert outcome(safetensors_fast.read_shapes, path) == outcome(reference_read_shapes, path)
 
 
 def test_mlx_vlm_adapters_take_the_fast_path_with_the_reference_result(tmp_path):
@@ -127,6 +140,7 @@ def test_mlx_vlm_adapters_take_the_fast_path_with_the_reference_result(tmp_path)
     assert "language_model.model.layers.2.self_attn.v_proj.lora_b" in read_header(path).tensors
     assert took_the_fast_path(raw, size)
     assert outcome(safetensors_fast.read_header, path) == outcome(read_header, path)
+    assert outcome(safetensors_fast.read_shapes, path) == outcome(reference_read_shapes, path)
 
 
 def test_peft_adapters_take_the_fast_path_with_the_reference_result(tmp_path):
@@ -148,6 +162,7 @@ def test_peft_adapters_take_the_fast_path_with_the_reference_result(tmp_path):
     assert header.metadata == {"format": "pt"}
     assert took_the_fast_path(raw, size)
     assert outcome(safetensors_fast.read_header, path) == outcome(read_header, path)
+    assert outcome(safetensors_fast.read_shapes, path) == outcome(reference_read_shapes, path)
 
 
 # -- generated and mutated headers ---------------------------------------------------------------
@@ -274,6 +289,8 @@ def mutated_headers(draw) -> tuple[bytes, int]:
 def assert_same(raw: bytes, file_size: int) -> None:
     fast = outcome(safetensors_fast.parse_header, raw, file_size)
     assert fast == outcome(reference_parse, raw, file_size), (raw[:300], file_size)
+    shapes = outcome(safetensors_fast.parse_shapes, raw, file_size)
+    assert shapes == outcome(reference_shapes, raw, file_size), (raw[:300], file_size)
 
 
 def fuzz(examples: int) -> settings:

@@ -48,6 +48,7 @@ def report(tree: Path, monkeypatch, *, forked: bool, fast: bool, plans_fixes: bo
     """Every output format of one in-process run over ``tree``, its diffs and exit code."""
     monkeypatch.chdir(tree)
     monkeypatch.setattr(readers, "_read_header", safetensors_fast.read_header if fast else safetensors_header.read_header)
+    monkeypatch.setattr(readers, "_read_shapes", safetensors_fast.read_shapes if fast else readers._shapes_of)
     monkeypatch.setattr(engine, "use_fast_header_parser", lambda: None)  # the choice above stands
     monkeypatch.setattr(engine, "_workers", lambda count, settings: 2 if forked else 1)
     settings = Settings(paths=[Path(".")], root=tree, plans_fixes=plans_fixes, **options)
@@ -191,6 +192,16 @@ def test_version_and_a_plain_lint_do_not_import_click(tree, argv):
     child = "import sys; from adapter_guard.entry import main; main(sys.argv[1:]); print('click' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", child, *argv], cwd=tree, capture_output=True, text=True)
     assert proc.stdout.splitlines()[-1] == "False"
+
+
+def test_a_plain_lint_of_an_mlx_adapter_imports_neither_lfs_nor_the_peft_rules(tree):
+    """What only a Git LFS pointer or a PEFT adapter needs is imported when one is met."""
+    lazy = ("adapter_guard.lfs", "adapter_guard.formats.peft", "adapter_guard.atomic")
+    child = f"import sys; from adapter_guard.entry import main; main(sys.argv[1:]); print([m for m in {lazy!r} if m in sys.modules])"
+    mlx = subprocess.run([sys.executable, "-c", child, "examples/clean-llama"], cwd=tree, capture_output=True, text=True)
+    assert mlx.stdout.splitlines()[-1] == "[]"
+    peft = subprocess.run([sys.executable, "-c", child, "examples/peft-clean"], cwd=tree, capture_output=True, text=True)
+    assert peft.stdout.splitlines()[-1] == "['adapter_guard.formats.peft']"
 
 
 def test_an_option_still_goes_through_click(tree):

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..findings import Finding
 from ..readers import MLX_WEIGHTS, NPZ_WEIGHTS, AdapterFiles
-from . import mlx_lm, mlx_lm_legacy, mlx_vlm, peft
+from . import mlx_lm, mlx_lm_legacy, mlx_vlm
 from .conversions import mlx_widths, transposed_rule
 from .detect import AdapterFormat, Detection, detect
 from .shared import Emitter, Inputs, base_width_rules
@@ -48,6 +48,8 @@ def lint_config(
     elif fmt is AdapterFormat.PEFT_OTHER:
         emit("AG009", f"{detection.evidence}: not a LoRA adapter, so no LoRA check runs")
     elif fmt is AdapterFormat.PEFT_LORA:
+        from . import peft  # imported when a PEFT adapter is met: its pattern timer needs signal and threading
+
         shapes = peft.weights_rules(files, emit)
         peft.run_rules(config, shapes, emit, base)
     elif fmt is AdapterFormat.MLX_VLM:

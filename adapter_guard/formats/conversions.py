@@ -10,25 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..infer import AdapterShape
+from ..infer import AdapterShape, peft_oriented
 from .shared import Emitter, ModuleWidths, names
 
-
-def peft_oriented(a: tuple[int, ...] | None, b: tuple[int, ...] | None) -> bool:
-    """Whether a 2-D ``lora_a``/``lora_b`` pair is in PEFT's orientation and not MLX's.
-
-    PEFT's reading (a[0] == b[1] is the rank) must give a rank below both
-    widths, and MLX's (a[1] == b[0]) must not.
-    """
-    if a is None or b is None or len(a) != 2 or len(b) != 2:
-        return False
-    as_peft = a[0] == b[1] and a[0] < min(a[1], b[0])
-    as_mlx = a[1] == b[0] and a[1] < min(a[0], b[1])
-    return as_peft and not as_mlx
+__all__ = ["mlx_widths", "peft_oriented", "reported_contradictions", "transposed_modules", "transposed_rule"]
 
 
 def transposed_modules(shape: AdapterShape) -> list[str]:
-    return sorted(p for p, m in shape.modules.items() if peft_oriented(m.lora_a, m.lora_b))
+    # infer_adapter marks each such pair as it reads its rank: no second pass over the modules.
+    return sorted(shape.peft_oriented)
 
 
 def transposed_rule(shape: AdapterShape, emit: Emitter) -> AdapterShape:

@@ -98,8 +98,19 @@ def _mlx_leaves(files: AdapterFiles) -> bool:
     weights = files.weights.get(MLX_WEIGHTS)
     if weights is None or not weights.shapes:
         return False
-    leaves = {name.rpartition(".")[2] for name in weights.shapes}
-    return bool(leaves & {"lora_a", "lora_b"}) and not any(".lora_A." in n or ".lora_B." in n for n in weights.shapes)
+    names = weights.shapes
+    # A pass that stops at the first MLX factor (usually the first name); then searches
+    # in C: the newline joining the names is in no needle, so no match spans two names,
+    # and names without a capital A or B (MLX's are lower case) hold neither PEFT factor.
+    if not any(name.rpartition(".")[2] in _MLX_FACTORS for name in names):
+        return False
+    joined = "\n".join(names)
+    if "A" not in joined and "B" not in joined:
+        return True
+    return ".lora_A." not in joined and ".lora_B." not in joined
+
+
+_MLX_FACTORS = ("lora_a", "lora_b")
 
 
 def _has_mlx_config(config: dict[str, Any] | None) -> bool:

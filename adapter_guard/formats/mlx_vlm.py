@@ -108,7 +108,8 @@ def _keys_rules(keys: Any, shape: AdapterShape, emit: Emitter) -> None:
     if missing:
         emit("AG802", f"lora_parameters.keys does not name {len(missing)} module(s) with tensors, which mlx-vlm "
              f"drops silently: {names(missing)}; explicit keys are never rewritten", ("lora_parameters", "keys"))
-    unused = [k for k, paths in resolved.items() if not paths & set(shape.modules)]
+    with_tensors = set(shape.modules)
+    unused = [k for k, paths in resolved.items() if not paths & with_tensors]
     if unused:
         emit("AG803", f"lora_parameters.keys entries with no tensors in the file: {names(unused)}",
              ("lora_parameters", "keys"))

@@ -76,12 +76,20 @@ def split_tensors(shapes: dict[str, tuple[int, ...]]) -> PeftTensors:
                 plain[key] = shape
             continue
         name = key[len(PREFIX):]
-        for leaf, (factor, embedding) in _FACTOR_LEAVES.items():
-            if name.endswith("." + leaf):
-                module = modules.setdefault(name[: -len(leaf) - 1], PeftModule(name[: -len(leaf) - 1]))
-                setattr(module, factor, shape)
-                module.embedding = module.embedding or embedding
-                break
+        # The factor leaf ends the name after a dot: its last part (lora_embedding_A) or its last
+        # two (lora_A.weight). At most one leaf can match, so no order among them matters.
+        head, dot, last = name.rpartition(".")
+        path, leaf = (head, _FACTOR_LEAVES.get(last)) if dot else (None, None)
+        if leaf is None and dot and last == "weight":
+            path, dot, second = head.rpartition(".")
+            leaf = _FACTOR_LEAVES.get(second + ".weight") if dot else None
+        if leaf is not None:
+            factor, embedding = leaf
+            module = modules.get(path)
+            if module is None:
+                module = modules[path] = PeftModule(path)
+            setattr(module, factor, shape)
+            module.embedding = module.embedding or embedding
         else:
             if name.endswith(".lora_magnitude_vector"):
                 path = name[: -len(".lora_magnitude_vector")]
@@ -267,13 +275,20 @@ def _parameter_target(name: str, config: dict[str, Any]) -> bool:
 
 def targeted(name: str, config: dict[str, Any]) -> bool:
     """Whether PEFT would adapt module ``name`` under this config."""
-    if _excluded(name, config):
-        return False
+    return not _excluded(name, config) and _targets(name, config)
+
+
+def _targets(name: str, config: dict[str, Any]) -> bool:
+    """``targeted``, for a module the config does not exclude."""
     if _parameter_target(name, config):
         return True
     targets = config.get("target_modules")
     if isinstance(targets, str):
         return _fullmatch(targets, name, "target_modules")
+    layers = config.get("layers_to_transform")
+    if layers is None or layers == []:  # no layer filter: _entry_matches is an exact name or a suffix, in C
+        entries = [e for e in targets if isinstance(e, str)]
+        return name in entries or name.endswith(tuple(["." + e for e in entries]))
     return any(isinstance(e, str) and _entry_matches(e, name, config) for e in targets)
 
 
@@ -333,8 +348,15 @@ def _targeted_rules(config: dict[str, Any], valid: set[str], tensors: PeftTensor
     """The rules that run the config's patterns; returns the modules PEFT adapts."""
     modules = tensors.modules
     if "target_modules" in valid and config.get("target_modules") is not None:
-        _coverage_rules(config, tensors, emit)
-        modules = {n: m for n, m in modules.items() if targeted(n, config)}
+        # Each module's answers once, in module order (the patterns are the slow part,
+        # and which one runs out of time first is the one AG717 names).
+        excluded: dict[str, str | None] = {}
+        adapted: dict[str, bool] = {}
+        for name in modules:
+            why = excluded[name] = _excluded(name, config)
+            adapted[name] = not why and _targets(name, config)
+        _coverage_rules(config, tensors, emit, excluded, adapted)
+        modules = {n: m for n, m in modules.items() if adapted[n]}
     _factor_rules(modules, emit)
     if "r" in valid and "rank_pattern" in valid:
         _rank_rules(config, modules, emit)
@@ -412,11 +434,14 @@ def _stray_rules(tensors: PeftTensors, emit: Emitter) -> None:
         )
 
 
-def _coverage_rules(config: dict[str, Any], tensors: PeftTensors, emit: Emitter) -> None:
+def _coverage_rules(
+    config: dict[str, Any], tensors: PeftTensors, emit: Emitter, excluded: dict[str, str | None], adapted: dict[str, bool]
+) -> None:
+    """``excluded`` and ``adapted``: ``_excluded`` and ``targeted`` of every module."""
     dropped = []
     for name in tensors.modules:
-        if not targeted(name, config):
-            why = _excluded(name, config)
+        if not adapted[name]:
+            why = excluded[name]
             dropped.append(f"{name} ({why})" if why else name)
     if dropped:
         emit(
@@ -431,7 +456,7 @@ def _coverage_rules(config: dict[str, Any], tensors: PeftTensors, emit: Emitter)
         unused = [
             e for e in targets
             if isinstance(e, str)
-            and not any(_entry_matches(e, n, config) and not _excluded(n, config) for n in tensors.modules)
+            and not any(_entry_matches(e, n, config) and not excluded[n] for n in tensors.modules)
             and _probably_in_base(e, tensors.modules, leaves)
         ]
         if unused:
