@@ -191,14 +191,23 @@ def test_wrong_format_mlx_adapters_are_refused(written_adapters):
     required; vllm/lora/peft_helper.py v0.33.0 L157-174) and only adapter_model.safetensors/.bin/.pt
     (vllm/lora/lora_model.py v0.33.0 L239-316): every MLX sample gets AG900, at every version."""
     mlx = {k: (fmt, path) for k, (fmt, path) in written_adapters.items() if not k.startswith("peft/")}
-    assert mlx
-    for key, (fmt, path) in mlx.items():
-        if not (path / "adapter_config.json").exists():
-            continue  # adapters.npz: no config for the engine to start from
+    with_config = {k: v for k, v in mlx.items() if (v[1] / "adapter_config.json").exists()}
+    # A config-less adapters.npz is linted as lone weights, where the engine runs no target.
+    assert {fmt for k, (fmt, _) in mlx.items() if k not in with_config} <= {"adapters-npz"}
+    assert len(with_config) >= 5
+    for key, (fmt, path) in with_config.items():
         for spec in ("vllm", "vllm@0.6.0"):
             found = target_findings(path, spec)
             assert [f.code for f in found] == ["AG900"], key
             assert "convert it to PEFT" in found[0].message
+
+
+def test_stock_mlx_lm_trainer_output_is_the_wrong_format(trainer_corpus):
+    """Every run of the stock ``mlx_lm lora`` trainer (adapters.safetensors, lora_parameters) gets
+    AG900 and nothing else: vLLM reads neither its config nor its weights file (as above)."""
+    assert trainer_corpus
+    for name, trained in trainer_corpus.items():
+        assert [f.code for f in target_findings(trained.adapter_dir, "vllm")] == ["AG900"], name
 
 
 def test_mlx_config_is_refused_by_vllm_0_33_too(written_adapters):
@@ -297,3 +306,20 @@ def test_target_label_carries_the_option(extra):
     [finding] = target_findings(extra["rank_32"], "vllm@0.20:max_lora_rank=16")
     assert finding.extra["target"] == "vllm@0.20:max_lora_rank=16"
     assert finding.message.startswith("vLLM 0.20: ")
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"r": "8", "lora_alpha": None, "rank_pattern": [4], "alpha_pattern": "x", "use_rslora": True},
+        {"r": 0, "rank_pattern": {"q_proj": "4", "(": 2}, "alpha_pattern": {"v_proj": float("inf")}},
+        {"modules_to_save": "lm_head", "bias": 3, "lora_bias": "yes", "use_dora": "true"},
+        {"init_lora_weights": 7, "layer_replication": {"a": 1}, "target_modules": None},
+        {"r": -4, "lora_alpha": "16", "rank_pattern": {"q_proj": 999999}, "use_rslora": 1},
+    ],
+)
+def test_odd_config_values_never_raise(peft_corpus, tmp_path, changes):
+    """Values of the wrong type reach every check at every boundary version without a traceback."""
+    path = edited(peft_corpus, "plain_qv", tmp_path / "odd", **changes)
+    for spec in ("vllm@0.6.3", "vllm@0.6.5", "vllm@0.7", "vllm@0.11.1", "vllm@0.31", "vllm:max_lora_rank=8"):
+        target_findings(path, spec)

@@ -397,7 +397,8 @@ def check_patterns_ignored(ctx: Context) -> Iterator[Verdict]:
 def _rslora_changes_scale(ctx: Context) -> bool:
     if ctx.config.get("use_rslora") is not True:
         return False
-    ranks = [ctx.config.get("r")] + list((ctx.config.get("rank_pattern") or {}).values())
+    pattern = ctx.config.get("rank_pattern")
+    ranks = [ctx.config.get("r"), *(pattern.values() if isinstance(pattern, dict) else ())]
     return any(_is_int(rank) and rank > 1 for rank in ranks)  # alpha/sqrt(1) == alpha/1
 
 
