@@ -144,8 +144,8 @@ def test_extra_samples_agree_with_vllm_0_33(extra, edits, vllm_verdicts, key, sp
     """Samples the corpus lacks, with vLLM 0.33.0's own verdict at max_lora_rank 512:
     rank 300 loads; rank 520 exceeds every value LoRAConfig accepts (vllm/config/lora.py v0.33.0 L27);
     a PiSSA init, aLoRA and a missing target_modules are refused by PEFTHelper (peft_helper.py v0.33.0
-    L53-101, L157-174); bias="all" is refused even with no bias tensor (L198-199); modules_to_save
-    with a resized lm_head is refused (L55-63)."""
+    L53-101, L155-173); bias="all" is refused even with no bias tensor (L199-200); modules_to_save
+    with a resized lm_head is refused (L56-64)."""
     group, name = key.split("/")
     path = extra[name] if group == "extra" else edits[name]
     vllm_refused = oracle.refused(vllm_verdicts[key])
@@ -188,7 +188,7 @@ def test_without_max_lora_rank_a_rank_above_the_default_is_only_info(extra, vllm
 
 def test_wrong_format_mlx_adapters_are_refused(written_adapters):
     """vLLM reads adapter_config.json through PEFTHelper.from_dict (r, lora_alpha, target_modules
-    required; vllm/lora/peft_helper.py v0.33.0 L157-174) and only adapter_model.safetensors/.bin/.pt
+    required; vllm/lora/peft_helper.py v0.33.0 L155-173) and only adapter_model.safetensors/.bin/.pt
     (vllm/lora/lora_model.py v0.33.0 L239-316): every MLX sample gets AG900, at every version."""
     mlx = {k: (fmt, path) for k, (fmt, path) in written_adapters.items() if not k.startswith("peft/")}
     with_config = {k: v for k, v in mlx.items() if (v[1] / "adapter_config.json").exists()}
@@ -264,7 +264,7 @@ def test_bias_per_version(peft_corpus, extra):
 
 def test_dora_refused_at_every_version(peft_corpus):
     """Before 0.6.5 the parser refuses lora_magnitude_vector (vllm/lora/utils.py v0.6.4 L94-117);
-    from 0.6.5 PEFTHelper refuses use_dora (peft_helper.py v0.33.0 L65-66)."""
+    from 0.6.5 PEFTHelper refuses use_dora (peft_helper.py v0.33.0 L66-67)."""
     for spec in ("vllm@0.6.4", "vllm@0.6.5", "vllm"):
         assert codes(adapter(peft_corpus, "dora"), spec) == {"AG903"}, spec
 
@@ -272,7 +272,7 @@ def test_dora_refused_at_every_version(peft_corpus):
 def test_modules_to_save_refused_at_every_version(peft_corpus):
     """lm_head.weight is no LoRA leaf for the parser before 0.6.5 (vllm/lora/utils.py v0.6.4 L94-117);
     PEFTHelper refuses modules_to_save from 0.6.5 (peft_helper.py v0.6.5 L28-29) and accepts only
-    classifier/score from 0.31.0 (v0.33.0 L55-63). One finding, not one per rule."""
+    classifier/score from 0.31.0 (v0.33.0 L56-64). One finding, not one per rule."""
     for spec in ("vllm@0.6.4", "vllm@0.20.0", "vllm"):
         assert codes(adapter(peft_corpus, "modules_to_save_lm_head"), spec) == {"AG905"}, spec
 

@@ -239,7 +239,8 @@ def check_bias_flag(ctx: Context) -> Iterator[Verdict]:
     if tensors or bias:
         what = f"bias={bias!r}" if bias else f"the file holds bias tensors ({_show(tensors)})"
         yield Verdict(
-            f"{what}: vLLM refuses adapter biases unless served with --enable-lora-bias",
+            f"{what}: vLLM refuses adapter biases unless served with --enable-lora-bias; retrain with "
+            "bias=\"none\" and lora_bias=false to serve without the flag",
             ("bias",) if bias else None,
         )
 
@@ -549,7 +550,7 @@ PROFILE = Profile(
             "AG905", ">=0.6.5",
             "vllm/lora/peft_helper.py v0.33.0 PEFTHelper._validate_features (modules_to_save: None only "
             "since v0.6.5; classifier/score also since v0.31.0)",
-            _url("0.33.0", "vllm/lora/peft_helper.py", "53-66"),
+            _url("0.33.0", "vllm/lora/peft_helper.py", "56-64"),
             check_modules_to_save,
             "modules_to_save other than a classification head: refused",
         ),
@@ -590,7 +591,7 @@ PROFILE = Profile(
             "vllm/lora/peft_helper.py v0.33.0 PEFTHelper.from_dict (required r, lora_alpha, target_modules; "
             "since v0.6.5) and vllm/lora/models.py v0.6.4 from_local_checkpoint (config[\"r\"], "
             "config[\"lora_alpha\"])",
-            _url("0.33.0", "vllm/lora/peft_helper.py", "157-174"),
+            _url("0.33.0", "vllm/lora/peft_helper.py", "155-173"),
             check_required_keys,
             "r, lora_alpha or target_modules missing (PEFT defaults them, vLLM does not)",
         ),
