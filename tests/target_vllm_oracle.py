@@ -1,4 +1,4 @@
-"""vLLM 0.33.0 as an oracle for the vllm target, on CPU, and the extra PEFT samples its rules need.
+"""vLLM 0.33.0 (and 0.31.0) as an oracle for the vllm target, on CPU, and the extra PEFT samples its rules need.
 
 vLLM needs a GPU to serve, but its LoRA config check is plain Python: the wheel,
 installed with ``--no-deps`` into a venv of its own (tests/runtime_venvs.py) next to
@@ -24,11 +24,19 @@ from pathlib import Path
 import runtime_venvs
 
 VLLM = "vllm==0.33.0"
+#: The last release before rank_pattern/alpha_pattern were read (0.32.0), for AG907 and AG904.
+VLLM_0_31 = "vllm==0.31.0"
 #: What ``from vllm.lora.peft_helper import PEFTHelper`` imports beyond the test env (found by running it).
 IMPORT_DEPS = (
     "cbor2==6.3.0", "pyzmq==27.3.0", "aiohttp==3.14.5", "multidict==7.2.1", "yarl==1.25.1",
     "propcache==0.5.4", "aiohappyeyeballs==2.7.1", "aiosignal==1.4.0", "frozenlist==1.8.0",
     "openai-harmony==0.0.8", "openai==3.57.0", "sniffio==1.3.1",
+)
+#: 0.31.0's PEFTHelper import chain reaches further (multimodal, structured output).
+IMPORT_DEPS_0_31 = IMPORT_DEPS + (
+    "pybase64==1.5.1", "cachetools==8.0.2", "cloudpickle==3.1.3", "uvloop==0.23.0", "py-cpuinfo==9.0.0",
+    "prometheus_client==0.26.0", "xgrammar==0.2.9", "apache-tvm-ffi==0.1.15.post2",
+    "partial-json-parser==0.2.1.1.post7", "einops==0.8.2",
 )
 
 ORACLE = r'''
@@ -72,19 +80,22 @@ def verdict(adapter_dir, max_lora_rank):
         helper.validate_legal(LoRAConfig(max_lora_rank=max_lora_rank))
     except Exception as exc:
         return {"config_error": f"{type(exc).__name__}: {exc}", "tensor_errors": []}
-    errors = []
+    # The scale vLLM gives every module, and whether this release can give one per module.
+    result = {"config_error": None, "tensor_errors": [], "scale": helper.vllm_lora_scaling_factor,
+              "per_module_scale": hasattr(helper, "get_rank_and_scaling"), "parsed": {}}
     try:
         names = tensor_names(adapter_dir)
     except Exception as exc:
-        return {"config_error": None, "tensor_errors": [f"{type(exc).__name__}: {exc}"]}
+        result["tensor_errors"].append(f"{type(exc).__name__}: {exc}")
+        return result
     for name in names:
         if is_base_embedding(name):
             continue
         try:
-            parse(name, None)
+            result["parsed"][name] = list(parse(name, None))  # [module, is_lora_a]
         except ValueError as exc:
-            errors.append(str(exc))
-    return {"config_error": None, "tensor_errors": errors}
+            result["tensor_errors"].append(str(exc))
+    return result
 
 
 jobs = json.loads(sys.argv[1])
@@ -92,16 +103,21 @@ print(json.dumps({key: verdict(path, rank) for key, (path, rank) in jobs.items()
 '''
 
 
-def vllm_python() -> Path:
-    return runtime_venvs.runtime_python((VLLM, *IMPORT_DEPS))
+def vllm_python(release: str = VLLM) -> Path:
+    deps = IMPORT_DEPS_0_31 if release == VLLM_0_31 else IMPORT_DEPS
+    return runtime_venvs.runtime_python((release, *deps))
 
 
-def run_oracle(jobs: dict[str, tuple[Path, int]]) -> dict[str, dict]:
-    """``{key: (adapter_dir, max_lora_rank)}`` -> ``{key: {"config_error", "tensor_errors"}}``, one process."""
+def run_oracle(jobs: dict[str, tuple[Path, int]], release: str = VLLM) -> dict[str, dict]:
+    """``{key: (adapter_dir, max_lora_rank)}`` -> ``{key: verdict}``, in one process of ``release``.
+
+    A verdict holds ``config_error`` (PEFTHelper / validate_legal), ``tensor_errors`` (the parser),
+    and when the config passed: ``scale``, ``per_module_scale`` and ``parsed`` (name -> [module, is_lora_a]).
+    """
     import json
 
     payload = json.dumps({k: (str(path), rank) for k, (path, rank) in jobs.items()})
-    return runtime_venvs.run_json(vllm_python(), ORACLE, payload, timeout=900)
+    return runtime_venvs.run_json(vllm_python(release), ORACLE, payload, timeout=900)
 
 
 def refused(verdict: dict) -> bool:

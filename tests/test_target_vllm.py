@@ -86,15 +86,12 @@ def vllm_verdicts(peft_corpus, extra, edits) -> dict[str, dict]:
     return oracle.run_oracle(jobs)
 
 
-def test_oracle_runs_the_pinned_vllm():
-    """The verdicts below come from vLLM 0.33.0 itself, not from whatever is installed."""
-    assert runtime_version() == "0.33.0"
-
-
-def runtime_version() -> str:
+@pytest.mark.parametrize("release", [oracle.VLLM, oracle.VLLM_0_31])
+def test_oracle_runs_the_pinned_vllm(release):
+    """The verdicts below come from the pinned vLLM itself, not from whatever is installed."""
     import runtime_venvs
 
-    return runtime_venvs.installed_version(oracle.vllm_python(), "vllm")
+    assert runtime_venvs.installed_version(oracle.vllm_python(release), "vllm") == release.split("==")[1]
 
 
 def test_every_peft_sample_agrees_with_vllm_0_33(peft_corpus, vllm_verdicts):
@@ -235,6 +232,50 @@ def test_patterns_ignored_before_0_32_give_the_wrong_scale(peft_corpus, extra):
     assert codes(adapter(peft_corpus, "rank_alpha_pattern"), "vllm@0.31.0") == {"AG907"}
     assert codes(adapter(peft_corpus, "rank_alpha_pattern"), "vllm@0.32.0") == set()
     assert codes(extra["pattern_same_scale"], "vllm@0.31.0") == set()
+
+
+@pytest.fixture(scope="module")
+def vllm_0_31_verdicts(peft_corpus, extra) -> dict[str, dict]:
+    jobs = {name: (adapter(peft_corpus, name), 16) for name in ("plain_qv", "rank_alpha_pattern", "gpt2_lora_bias")}
+    jobs["pattern_same_scale"] = (extra["pattern_same_scale"], 16)
+    return oracle.run_oracle(jobs, oracle.VLLM_0_31)
+
+
+def peft_scales(adapter_dir: Path, base: str) -> dict[str, float]:
+    """Each adapted module's scaling as PEFT itself builds it (``PeftModel.from_pretrained``)."""
+    from peft import PeftModel
+
+    model = PeftModel.from_pretrained(peft_writers.make_base(base), str(adapter_dir))
+    return {name: module.scaling["default"] for name, module in model.named_modules()
+            if isinstance(getattr(module, "scaling", None), dict) and "default" in module.scaling}
+
+
+@pytest.mark.parametrize("name", ["rank_alpha_pattern", "pattern_same_scale", "plain_qv"])
+def test_vllm_0_31_scale_against_peft(peft_corpus, extra, vllm_0_31_verdicts, name):
+    """vLLM 0.31.0 itself: PEFTHelper has one scale, lora_alpha / r, and no per-module one
+    (get_rank_and_scaling arrives in v0.32.0, vllm/lora/peft_helper.py L131; LoRALayerWeights.from_config
+    takes peft_helper.vllm_lora_scaling_factor, vllm/lora/lora_weights.py v0.31.0 L58-70). PEFT's own
+    scales per module: AG907 at vllm@0.31.0 exactly when some module's scale differs."""
+    verdict = vllm_0_31_verdicts[name]
+    assert verdict["config_error"] is None and verdict["per_module_scale"] is False
+    path = extra[name] if name in extra else adapter(peft_corpus, name)
+    differs = any(abs(scale - verdict["scale"]) > 1e-9 for scale in peft_scales(path, "llama").values())
+    assert differs == (name == "rank_alpha_pattern")
+    assert ("AG907" in codes(path, "vllm@0.31.0")) == differs
+
+
+def test_vllm_0_31_reads_lora_bias_as_the_factor(peft_corpus, vllm_0_31_verdicts):
+    """vLLM 0.31.0's PEFTHelper has no lora_bias check, and its parse_fine_tuned_lora_name
+    (vllm/lora/utils.py v0.31.0 L207-209) returns `lora_B.bias` as the module's lora_B, the same as
+    `lora_B.weight`: one overwrites the other. AG904 calls it an error at 0.31."""
+    verdict = vllm_0_31_verdicts["gpt2_lora_bias"]
+    assert verdict["config_error"] is None and verdict["tensor_errors"] == []
+    biases = {k: v for k, v in verdict["parsed"].items() if k.endswith("lora_B.bias")}
+    assert biases
+    for name, parsed in biases.items():
+        assert parsed == verdict["parsed"][name.replace(".bias", ".weight")]
+    [finding] = target_findings(adapter(peft_corpus, "gpt2_lora_bias"), "vllm@0.31.0")
+    assert finding.code == "AG904" and "0.31" in finding.message
 
 
 def test_rslora_scale_per_version(peft_corpus):
