@@ -61,7 +61,9 @@ def edited(peft_corpus, name: str, dest: Path, **changes) -> Path:
 def edits(peft_corpus, tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("vllm_edits")
     return {
-        "target_modules_missing": edited(peft_corpus, "plain_qv", root / "no_target_modules", target_modules=peft_writers.DELETE),
+        "target_modules_missing": edited(
+            peft_corpus, "plain_qv", root / "no_target_modules", target_modules=peft_writers.DELETE
+        ),
         "alora": edited(peft_corpus, "plain_qv", root / "alora", alora_invocation_tokens=[5, 6]),
         "resized_lm_head": peft_writers.corrupted_copy(
             peft_corpus["modules_to_save_lm_head"], "modules_to_save_resized_vocab", root / "resized"
