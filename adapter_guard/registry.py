@@ -733,6 +733,86 @@ RULES: dict[str, Rule] = _rules(
         "both factors and re-check.",
     ),
     # -- AG90x: the vLLM target (adapter_guard/targets/vllm.py) ------------------------
+    Rule(
+        "AG900", "vllm-wrong-format", ERROR,
+        "vLLM loads PEFT LoRA adapters only",
+        "vLLM's LoRA loader reads `adapter_config.json` through PEFTHelper (`r`, `lora_alpha` and "
+        "`target_modules` required) and `adapter_model.safetensors` (or `.bin`/`.pt`); it raises "
+        "\"... doesn't contain tensors\" on anything else. An mlx-lm, mlx-vlm or `adapters.npz` "
+        "adapter must be converted to PEFT first (factors transposed, keys under `base_model.model.`).",
+    ),
+    Rule(
+        "AG901", "vllm-max-lora-rank", ERROR,
+        "the adapter's rank exceeds vLLM's max_lora_rank",
+        "vLLM allocates its LoRA buffers at `--max-lora-rank` and refuses an adapter whose `r` (from "
+        "0.32, also any `rank_pattern` rank) is larger: \"LoRA rank 128 is greater than max_lora_rank "
+        "64.\" With `--target vllm:max_lora_rank=N` the check uses N; without it, only a rank above the "
+        "largest value `--max-lora-rank` accepts (256 before vLLM 0.8, 512 since) is an error, because "
+        "no flag can load it.",
+    ),
+    Rule(
+        "AG902", "vllm-rank-above-default", INFO,
+        "the adapter's rank exceeds vLLM's default max_lora_rank (16)",
+        "`vllm serve --enable-lora` without `--max-lora-rank` allows rank 16 and refuses a larger "
+        "adapter. adapter-guard cannot see the serve command, so this is a note, never a failure: pass "
+        "the flag when serving, and declare it with `--target vllm:max_lora_rank=N` to have the rank "
+        "checked exactly (AG901).",
+    ),
+    Rule(
+        "AG903", "vllm-dora", ERROR,
+        "vLLM refuses DoRA adapters",
+        "From 0.6.5 PEFTHelper refuses `use_dora: true` (\"vLLM does not yet support DoRA.\"); before "
+        "that the weight-name parser refused the `lora_magnitude_vector` tensors. Merge the DoRA adapter "
+        "into the base, or retrain without DoRA.",
+    ),
+    Rule(
+        "AG904", "vllm-bias", ERROR,
+        "vLLM refuses the adapter's biases (or needs --enable-lora-bias)",
+        "PEFT's `bias: \"all\"`/`\"lora_only\"` saves trained base biases and `lora_bias: true` saves "
+        "`lora_B.bias`. vLLM before 0.6.4 and from 0.11.1 refuses them (\"Adapter bias is not "
+        "supported.\", \"vLLM does not support LoRA bias (lora_bias).\" from 0.32, or the parser's "
+        "\"unsupported LoRA weight\"); 0.6.4 to 0.11.0 load them only with `--enable-lora-bias`.",
+    ),
+    Rule(
+        "AG905", "vllm-modules-to-save", ERROR,
+        "vLLM refuses modules_to_save (full module weights)",
+        "vLLM serves LoRA factors, not the full copies PEFT saves for `modules_to_save` (e.g. "
+        "`lm_head`). From 0.6.5 PEFTHelper refuses any entry (\"vLLM only supports modules_to_save "
+        "being None\"); from 0.31 a classification head (`classifier`, `score`) is accepted. Before "
+        "0.6.5 the weight-name parser refused the saved weights.",
+    ),
+    Rule(
+        "AG906", "vllm-unsupported-tensor", ERROR,
+        "the weights file holds tensors vLLM's weight-name parser refuses",
+        "vLLM hands every tensor name to `parse_fine_tuned_lora_name`, which knows only "
+        "`lora_A.weight`, `lora_B.weight`, `lora_embedding_A` and `lora_embedding_B` and raises "
+        "\"... is unsupported LoRA weight\" on the rest: trainable-token deltas, a resized "
+        "`embed_tokens.weight`/`lm_head.weight`, and before 0.18 the full base embedding "
+        "(`embed_tokens.base_layer.weight`) PEFT saves when the embedding is a LoRA target.",
+    ),
+    Rule(
+        "AG907", "vllm-pattern-scale", ERROR,
+        "vLLM before 0.32 ignores rank_pattern/alpha_pattern: wrong scale",
+        "PEFT scales each module by its own `alpha_pattern`/`rank_pattern` values; vLLM before 0.32 "
+        "computes one scale, `lora_alpha / r`, for every module, so the modules the patterns cover "
+        "load with a different scale and the outputs change without an error. vLLM 0.32 reads both "
+        "patterns with PEFT's matching rule.",
+    ),
+    Rule(
+        "AG908", "vllm-rslora", ERROR,
+        "vLLM before 0.7 does not apply the rsLoRA scale",
+        "rsLoRA scales by `lora_alpha / sqrt(r)`. vLLM before 0.6.5 ignored `use_rslora` and used "
+        "`lora_alpha / r` (a wrong scale, silently); 0.6.5 and 0.6.6 refuse the adapter (\"vLLM does "
+        "not yet support RSLoRA.\"); from 0.7.0 the rsLoRA scale is applied.",
+    ),
+    Rule(
+        "AG909", "vllm-unsupported-config", ERROR,
+        "the config lacks a key vLLM requires, or uses a PEFT feature vLLM refuses",
+        "PEFT fills in `r`, `lora_alpha` and `target_modules` when they are absent; vLLM requires them "
+        "(\"Missing required configuration fields\"). From 0.32 vLLM also refuses inits that assume a "
+        "modified base (PiSSA, OLoRA, CorDA, LoftQ), Activated LoRA, `layer_replication`, BD-LoRA "
+        "and QALoRA.",
+    ),
     # (end of AG90x)
     #
     # -- AG91x: the llama.cpp target (adapter_guard/targets/llama_cpp.py) --------------
