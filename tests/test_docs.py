@@ -34,12 +34,13 @@ def test_every_target_rule_is_registered_and_cites_its_source():
     from adapter_guard.targets import PROFILES
     from adapter_guard.targets.model import check_range
 
-    seen = set()
+    seen, owner = set(), {}
     for profile in PROFILES.values():
         rows = ([profile.wrong_format] if profile.wrong_format else []) + list(profile.rules)
         for row in rows:
             assert row.code in RULES and row.code.startswith("AG9"), row.code
-            assert row.code not in seen, f"{row.code} is in two profiles"
+            # One code may have several rows (a behaviour whose source moved between releases), in one profile.
+            assert owner.setdefault(row.code, profile.name) == profile.name, f"{row.code} is in two profiles"
             seen.add(row.code)
             check_range(row.versions)
             assert row.source and row.url.startswith("https://"), f"{row.code} names no source"

@@ -473,7 +473,7 @@ def _url(tag: str, path: str, lines: str) -> str:
 PROFILE = Profile(
     name="vllm",
     display="vLLM",
-    package="pip install vllm (GPU build; checked from its source)",
+    package="pip install vllm; serving needs a GPU, so verdicts come from its source and from vLLM 0.31.0 and 0.33.0 config and tensor-name checks run on CPU",
     latest=LATEST,
     loads=frozenset({"peft-lora"}),
     wrong_format=TargetRule(
