@@ -1,27 +1,30 @@
 """The mlx-lm target (``--target mlx-lm[@VERSION]``): each rule's verdict against the real release.
 
-Adapters come from the real writers: the stock ``mlx_lm lora`` trainer of 0.32.2 (``trainer_corpus``)
-and the recorded output of 0.18.2's trainer (``legacy_corpus``). Each is loaded with
-``mlx_lm.load(base, adapter_path=...)`` of the release the rule speaks about (0.18.2 and 0.31.3 in
-venvs of their own, 0.32.2 here) on the trainer's own tiny base, and adapter-guard's verdict must say
-what that load did: refused, loaded with tensors ignored (logits away from the trained model's), or
-loaded as trained.
+Adapters come from the real writers: the stock ``mlx_lm lora`` trainer of 0.32.2 (``trainer_corpus``),
+edited where a case needs a particular key, and the recorded output of 0.18.2's trainer
+(``legacy_corpus``). Each case is loaded with ``mlx_lm.load(base, adapter_path=...)`` of the releases
+it speaks about (0.18.2, 0.21.4, 0.28.2 and 0.31.3 in venvs of their own, 0.32.2 here) on the
+trainer's own tiny base. adapter-guard's verdict must say what that load did: refused, loaded with
+tensors dropped or misshapen (the loader's own parameters are compared with the file), or loaded
+as trained (the same logits as 0.32.2 on the adapter as the trainer wrote it).
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from target_mlx_lm_runtime import MLX_LM_0_18, MLX_LM_0_21, MLX_LM_0_28, MLX_LM_0_31, load_logits, max_diff
+from target_mlx_lm_runtime import MLX_LM_0_18, MLX_LM_0_21, MLX_LM_0_28, MLX_LM_0_31, Load, load_many, max_diff
 
 from adapter_guard.engine import run
 from adapter_guard.settings import Settings
 from adapter_guard.targets import parse_target
 from adapter_guard.targets.model import in_range
 
+CURRENT = None  # the mlx-lm installed here (0.32.2)
 #: Same logits: what a faithful reload gives (float32 on CPU).
 SAME = 1e-4
 #: A dropped tensor moves the logits by far more than this on the trained samples.
@@ -37,196 +40,249 @@ def target_codes(result) -> list[str]:
     return sorted(f.code for f in result.findings if f.code.startswith("AG93") and not f.fixed)
 
 
+def config_of(adapter_dir: Path) -> dict:
+    return json.loads((adapter_dir / "adapter_config.json").read_text())
+
+
 def edit_config(adapter_dir: Path, **changes) -> None:
-    path = adapter_dir / "adapter_config.json"
-    config = json.loads(path.read_text())
-    for key, value in changes.items():
-        if value is None:
-            config.pop(key, None)
-        else:
-            config[key] = value
-    path.write_text(json.dumps(config, indent=4))
+    (adapter_dir / "adapter_config.json").write_text(json.dumps({**config_of(adapter_dir), **changes}, indent=4))
 
 
-@pytest.fixture
-def copy_of(trainer_corpus, tmp_path):
-    def copy(name: str) -> tuple[Path, Path]:
+def write_keys_from_tensors(adapter_dir: Path) -> None:
+    """lora_parameters.keys = the layer-relative modules that have tensors (what AG935's fix writes)."""
+    from safetensors import safe_open
+
+    with safe_open(str(adapter_dir / "adapters.safetensors"), "np") as f:
+        keys = sorted({name.rsplit(".", 1)[0].split(".", 3)[3] for name in f.keys()})
+    edit_config(adapter_dir, lora_parameters={**config_of(adapter_dir)["lora_parameters"], "keys": keys})
+
+
+def drop_down_proj_key(adapter_dir: Path) -> None:
+    lora = config_of(adapter_dir)["lora_parameters"]
+    edit_config(adapter_dir, lora_parameters={**lora, "keys": [k for k in lora["keys"] if k != "mlp.down_proj"]})
+
+
+def fix_for_0_18(adapter_dir: Path) -> None:
+    lint(adapter_dir, "mlx-lm@0.18", fix=True)
+
+
+def steps(*edits: Callable[[Path], None]) -> Callable[[Path], None]:
+    def run_all(adapter_dir: Path) -> None:
+        for edit in edits:
+            edit(adapter_dir)
+
+    return run_all
+
+
+def as_written(adapter_dir: Path) -> None:
+    pass
+
+
+#: case -> (trainer sample, how the copy is edited, the releases that load it besides 0.32.2)
+CASES: dict[str, tuple[str, Callable[[Path], None], tuple[str, ...]]] = {
+    "lora": ("lora-2-layers", as_written, (MLX_LM_0_18, MLX_LM_0_31)),
+    "lora+lora_layers": ("lora-2-layers", lambda d: edit_config(d, lora_layers=2), (MLX_LM_0_18,)),
+    "lora+fixed": ("lora-2-layers", fix_for_0_18, (MLX_LM_0_18,)),
+    "all-layers+fixed": ("all-layers", fix_for_0_18, (MLX_LM_0_18,)),
+    "all-layers+keys": ("all-layers", write_keys_from_tensors, (MLX_LM_0_21,)),
+    "all-layers+keys+num_layers_0": (
+        "all-layers", steps(write_keys_from_tensors, lambda d: edit_config(d, num_layers=0)), (MLX_LM_0_21,),
+    ),
+    "dora": ("dora", as_written, ()),
+    "dora+lora_layers+keys": (
+        "dora", steps(lambda d: edit_config(d, lora_layers=2), write_keys_from_tensors), (MLX_LM_0_18,),
+    ),
+    "dora+fixed": ("dora", fix_for_0_18, (MLX_LM_0_18,)),
+    "dora+fine_tune_type_lora": ("dora", lambda d: edit_config(d, fine_tune_type="lora"), (MLX_LM_0_31,)),
+    "full": ("full", as_written, (MLX_LM_0_21, MLX_LM_0_31)),
+    "full+lora_layers": ("full", lambda d: edit_config(d, lora_layers=2), (MLX_LM_0_18,)),
+    "yaml-keys": ("yaml-keys", as_written, (MLX_LM_0_21, MLX_LM_0_31)),
+    "yaml-keys-without-down_proj": ("yaml-keys", drop_down_proj_key, (MLX_LM_0_31,)),
+    "embedding": ("embedding", as_written, (MLX_LM_0_21, MLX_LM_0_31)),
+    "gpt-oss-experts": ("gpt-oss-experts", as_written, (MLX_LM_0_28,)),
+}
+
+
+class Oracle:
+    """Every case, loaded by each release that speaks about it, one interpreter per release."""
+
+    def __init__(self, cases: dict[str, tuple[Path, Path]], trained: dict[str, Load]):
+        self.cases = cases
+        self.trained = trained  # 0.32.2's load of each case's sample as the trainer wrote it
+        self._loads: dict[str | None, dict[str, Load]] = {}
+
+    def dir(self, case: str) -> Path:
+        return self.cases[case][0]
+
+    def load(self, release: str | None, case: str) -> Load:
+        if release not in self._loads:
+            names = [c for c, (_, _, releases) in CASES.items() if release is CURRENT or release in releases]
+            loads = load_many(release, [(self.cases[c][1], self.cases[c][0]) for c in names])
+            self._loads[release] = dict(zip(names, loads))
+        return self._loads[release][case]
+
+    def trained_logits(self, case: str) -> Load:
+        return self.trained[CASES[case][0]]
+
+
+@pytest.fixture(scope="module")
+def oracle(trainer_corpus, tmp_path_factory) -> Oracle:
+    root = tmp_path_factory.mktemp("mlx-lm-target")
+    cases = {}
+    for case, (name, edit, _) in CASES.items():
         sample = trainer_corpus[name]
-        return sample.copy_to(tmp_path / name), sample.base_dir
-
-    return copy
+        adapter_dir = sample.copy_to(root / case)
+        edit(adapter_dir)
+        cases[case] = (adapter_dir, sample.base_dir)
+    samples = sorted({name for name, _, _ in CASES.values()})
+    trained = load_many(CURRENT, [(trainer_corpus[n].base_dir, trainer_corpus[n].adapter_dir) for n in samples])
+    return Oracle(cases, dict(zip(samples, trained)))
 
 
 # -- AG931 / AG935: a current adapter on mlx-lm 0.18 ----------------------------------
 
 
-def test_a_current_adapter_fails_on_0_18_for_want_of_lora_layers(copy_of):
-    adapter_dir, base = copy_of("lora-2-layers")
+def test_a_current_adapter_fails_on_0_18_for_want_of_lora_layers(oracle):
+    old = oracle.load(MLX_LM_0_18, "lora")
 
-    result = lint(adapter_dir, "mlx-lm@0.18")
-
-    assert "AG931" in target_codes(result)
-    assert load_logits(MLX_LM_0_18, base, adapter_dir).error.startswith("AttributeError")
-    assert "lora_layers" in load_logits(MLX_LM_0_18, base, adapter_dir).error
+    assert "AG931" in target_codes(lint(oracle.dir("lora"), "mlx-lm@0.18"))
+    assert old.error.startswith("AttributeError") and "lora_layers" in old.error
 
 
-def test_the_0_18_fixes_load_the_same_logits_on_0_18_and_0_32(copy_of):
-    """lora_layers from num_layers and keys from the tensors: the trained model on both releases."""
-    adapter_dir, base = copy_of("lora-2-layers")
-    trained = load_logits(None, base, adapter_dir)
+def test_the_0_18_fixes_load_the_trained_model_on_0_18_and_0_32(oracle):
+    """lora_layers from num_layers, keys from the tensors: the trained model's logits on both releases."""
+    adapter_dir, trained = oracle.dir("lora+fixed"), oracle.trained_logits("lora+fixed")
 
-    lint(adapter_dir, "mlx-lm@0.18", fix=True)
-
-    config = json.loads((adapter_dir / "adapter_config.json").read_text())
-    assert (config["lora_layers"], config["num_layers"]) == (2, 2)
+    assert (config_of(adapter_dir)["lora_layers"], config_of(adapter_dir)["num_layers"]) == (2, 2)
     assert target_codes(lint(adapter_dir, "mlx-lm@0.18")) == []
-    assert max_diff(load_logits(MLX_LM_0_18, base, adapter_dir), trained) < SAME
-    assert max_diff(load_logits(None, base, adapter_dir), trained) < SAME
+    assert max_diff(oracle.load(MLX_LM_0_18, "lora+fixed"), trained) < SAME
+    assert max_diff(oracle.load(CURRENT, "lora+fixed"), trained) < SAME
 
 
-def test_without_keys_0_18_drops_every_module_but_q_and_v(copy_of):
+def test_without_keys_0_18_drops_every_module_but_q_and_v(oracle):
     """AG935: lora_layers alone makes 0.18 load, but with Llama's default q/v set only."""
-    adapter_dir, base = copy_of("lora-2-layers")
-    trained = load_logits(None, base, adapter_dir)
-    edit_config(adapter_dir, lora_layers=2)
+    old = oracle.load(MLX_LM_0_18, "lora+lora_layers")
 
-    result = lint(adapter_dir, "mlx-lm@0.18")
-    old = load_logits(MLX_LM_0_18, base, adapter_dir)
-
-    assert target_codes(result) == ["AG935"]
-    assert old.loaded and max_diff(old, trained) > MOVED
+    assert target_codes(lint(oracle.dir("lora+lora_layers"), "mlx-lm@0.18")) == ["AG935"]
+    assert max_diff(old, oracle.trained_logits("lora+lora_layers")) > MOVED
+    assert old.dropped and not any(".self_attn.q_proj." in n or ".self_attn.v_proj." in n for n in old.dropped)
 
 
-def test_num_layers_minus_one_is_spelt_lora_layers_minus_one(copy_of):
-    adapter_dir, base = copy_of("all-layers")
-    trained = load_logits(None, base, adapter_dir)
+def test_num_layers_minus_one_is_spelt_lora_layers_minus_one(oracle):
+    adapter_dir = oracle.dir("all-layers+fixed")
 
-    lint(adapter_dir, "mlx-lm@0.18", fix=True)
-
-    assert json.loads((adapter_dir / "adapter_config.json").read_text())["lora_layers"] == -1
-    assert max_diff(load_logits(MLX_LM_0_18, base, adapter_dir), trained) < SAME
+    assert (config_of(adapter_dir)["num_layers"], config_of(adapter_dir)["lora_layers"]) == (-1, -1)
+    assert max_diff(oracle.load(MLX_LM_0_18, "all-layers+fixed"), oracle.trained_logits("all-layers+fixed")) < SAME
 
 
 # -- AG932: DoRA on 0.18 ------------------------------------------------------------------
 
 
-def test_a_dora_adapter_without_use_dora_loads_as_plain_lora_on_0_18(copy_of):
-    adapter_dir, base = copy_of("dora")
-    trained = load_logits(None, base, adapter_dir)
-    keys = sorted({n.rsplit(".", 1)[0].split(".", 3)[3] for n in _tensor_names(adapter_dir)})
-    edit_config(adapter_dir, lora_layers=2)
-    config = json.loads((adapter_dir / "adapter_config.json").read_text())
-    edit_config(adapter_dir, lora_parameters={**config["lora_parameters"], "keys": keys})
+def test_a_dora_adapter_without_use_dora_loads_as_plain_lora_on_0_18(oracle):
+    old = oracle.load(MLX_LM_0_18, "dora+lora_layers+keys")
 
-    result = lint(adapter_dir, "mlx-lm@0.18")
-    old = load_logits(MLX_LM_0_18, base, adapter_dir)
-
-    assert target_codes(result) == ["AG932"]
-    assert old.loaded and max_diff(old, trained) > MOVED
+    assert target_codes(lint(oracle.dir("dora+lora_layers+keys"), "mlx-lm@0.18")) == ["AG932"]
+    assert max_diff(old, oracle.trained_logits("dora")) > MOVED
+    assert old.dropped and all(n.endswith(".m") for n in old.dropped)
 
 
-def test_the_use_dora_fix_loads_the_dora_adapter_on_0_18_as_trained(copy_of):
-    adapter_dir, base = copy_of("dora")
-    trained = load_logits(None, base, adapter_dir)
+def test_the_use_dora_fix_loads_the_dora_adapter_on_0_18_as_trained(oracle):
+    adapter_dir, trained = oracle.dir("dora+fixed"), oracle.trained_logits("dora")
 
-    lint(adapter_dir, "mlx-lm@0.18", fix=True)
-
-    config = json.loads((adapter_dir / "adapter_config.json").read_text())
-    assert (config["use_dora"], config["fine_tune_type"]) == (True, "dora")
+    assert (config_of(adapter_dir)["use_dora"], config_of(adapter_dir)["fine_tune_type"]) == (True, "dora")
     assert target_codes(lint(adapter_dir, "mlx-lm@0.18")) == []
-    assert max_diff(load_logits(MLX_LM_0_18, base, adapter_dir), trained) < SAME
-    assert max_diff(load_logits(None, base, adapter_dir), trained) < SAME
+    assert max_diff(oracle.load(MLX_LM_0_18, "dora+fixed"), trained) < SAME
+    assert max_diff(oracle.load(CURRENT, "dora+fixed"), trained) < SAME
 
 
 # -- AG933: full fine-tuning before 0.19 -----------------------------------------------------
 
 
-def test_a_full_fine_tune_does_not_load_on_0_18_and_gets_no_fix(copy_of):
-    adapter_dir, base = copy_of("full")
-    edit_config(adapter_dir, lora_layers=2)  # even with the old key, 0.18 cannot read it
+def test_a_full_fine_tune_does_not_load_on_0_18_and_gets_no_fix(oracle, tmp_path):
+    adapter_dir = Path(shutil.copytree(oracle.dir("full+lora_layers"), tmp_path / "full"))
 
     result = lint(adapter_dir, "mlx-lm@0.18", fix=True)
 
     assert target_codes(result) == ["AG933"]
-    assert not load_logits(MLX_LM_0_18, base, adapter_dir).loaded
-    assert load_logits(None, base, adapter_dir).loaded
+    assert config_of(adapter_dir) == config_of(oracle.dir("full+lora_layers"))
+    assert oracle.load(MLX_LM_0_18, "full+lora_layers").error is not None
+    assert oracle.load(CURRENT, "full+lora_layers").logits is not None
 
 
-# -- AG934: tensors ignored before 0.32 ---------------------------------------------------
+# -- AG934: tensors dropped before 0.32 ---------------------------------------------------
 
 
-def test_keys_that_miss_a_module_lose_its_tensors_silently_before_0_32(copy_of):
-    adapter_dir, base = copy_of("yaml-keys")
-    trained = load_logits(None, base, adapter_dir)
-    config = json.loads((adapter_dir / "adapter_config.json").read_text())
-    keys = [k for k in config["lora_parameters"]["keys"] if k != "mlp.down_proj"]
-    edit_config(adapter_dir, lora_parameters={**config["lora_parameters"], "keys": keys})
+def test_keys_that_miss_a_module_lose_its_tensors_silently_before_0_32(oracle):
+    case = "yaml-keys-without-down_proj"
+    old, new = oracle.load(MLX_LM_0_31, case), oracle.load(CURRENT, case)
 
-    old, new = load_logits(MLX_LM_0_31, base, adapter_dir), load_logits(None, base, adapter_dir)
-
-    assert old.loaded and max_diff(old, trained) > MOVED
+    assert max_diff(old, oracle.trained_logits(case)) > MOVED
+    assert old.dropped and all(".mlp.down_proj." in n for n in old.dropped)
     assert "incompatible tensors" in new.error
-    assert target_codes(lint(adapter_dir, "mlx-lm@0.31")) == ["AG934"]
-    assert target_codes(lint(adapter_dir, "mlx-lm")) == []  # 0.32 refuses: the format rule (AG402) says it
+    assert target_codes(lint(oracle.dir(case), "mlx-lm@0.31")) == ["AG934"]
+    assert target_codes(lint(oracle.dir(case), "mlx-lm")) == []  # 0.32 refuses: the format rule (AG402) says it
 
 
-def test_m_tensors_without_dora_are_dropped_silently_before_0_32(copy_of):
-    adapter_dir, base = copy_of("dora")
-    trained = load_logits(None, base, adapter_dir)
-    edit_config(adapter_dir, fine_tune_type="lora")
+def test_m_tensors_without_dora_are_dropped_silently_before_0_32(oracle):
+    case = "dora+fine_tune_type_lora"
+    old, new = oracle.load(MLX_LM_0_31, case), oracle.load(CURRENT, case)
+    result = lint(oracle.dir(case), "mlx-lm@0.31")
 
-    old, new = load_logits(MLX_LM_0_31, base, adapter_dir), load_logits(None, base, adapter_dir)
-    result = lint(adapter_dir, "mlx-lm@0.31")
-
-    assert old.loaded and max_diff(old, trained) > MOVED
-    assert not new.loaded
+    assert max_diff(old, oracle.trained_logits(case)) > MOVED
+    assert old.dropped and all(n.endswith(".m") for n in old.dropped)
+    assert "incompatible tensors" in new.error
     assert target_codes(result) == ["AG934"]
     assert "AG305" in [f.code for f in result.findings]  # the format rule says why
-
-
-def test_an_adapter_0_31_loads_as_trained_gets_no_ag934(copy_of):
-    adapter_dir, base = copy_of("yaml-keys")
-
-    assert max_diff(load_logits(MLX_LM_0_31, base, adapter_dir), load_logits(None, base, adapter_dir)) < SAME
-    assert target_codes(lint(adapter_dir, "mlx-lm@0.31")) == []
 
 
 # -- AG937: a negative num_layers on 0.19-0.21.4 ---------------------------------------------
 
 
-def test_num_layers_minus_one_skips_layer_0_on_0_21(copy_of):
-    adapter_dir, base = copy_of("all-layers")
-    trained = load_logits(None, base, adapter_dir)
+def test_num_layers_minus_one_skips_layer_0_on_0_21(oracle):
+    """With keys written (0.21 has the per-model default set, AG935), only the layer slice differs."""
+    case = "all-layers+keys"
+    old = oracle.load(MLX_LM_0_21, case)
 
-    old = load_logits(MLX_LM_0_21, base, adapter_dir)
+    assert target_codes(lint(oracle.dir(case), "mlx-lm@0.21.4")) == ["AG937"]
+    assert target_codes(lint(oracle.dir(case), "mlx-lm@0.21.5")) == []
+    assert max_diff(old, oracle.trained_logits(case)) > MOVED
+    assert old.dropped and all(n.startswith("model.layers.0.") for n in old.dropped)
 
-    assert target_codes(lint(adapter_dir, "mlx-lm@0.21.4")) == ["AG937"]
-    assert old.loaded and max_diff(old, trained) > MOVED
-    assert target_codes(lint(adapter_dir, "mlx-lm@0.21.5")) == []
 
+def test_num_layers_0_wraps_every_layer_on_0_21_and_0_32(oracle):
+    case = "all-layers+keys+num_layers_0"
 
-def test_num_layers_0_wraps_every_layer_on_0_21_and_0_32(copy_of):
-    adapter_dir, base = copy_of("all-layers")
-    trained = load_logits(None, base, adapter_dir)
-    edit_config(adapter_dir, num_layers=0)
-
-    assert target_codes(lint(adapter_dir, "mlx-lm@0.21.4")) == []
-    assert max_diff(load_logits(MLX_LM_0_21, base, adapter_dir), trained) < SAME
-    assert max_diff(load_logits(None, base, adapter_dir), trained) < SAME
+    assert target_codes(lint(oracle.dir(case), "mlx-lm@0.21.4")) == []
+    assert max_diff(oracle.load(MLX_LM_0_21, case), oracle.trained_logits(case)) < SAME
+    assert max_diff(oracle.load(CURRENT, case), oracle.trained_logits(case)) < SAME
 
 
 # -- AG938: the expert factors' layout --------------------------------------------------------
 
 
-def test_current_expert_factors_break_on_0_28_2(copy_of):
-    adapter_dir, base = copy_of("gpt-oss-experts")
-    trained = load_logits(None, base, adapter_dir)
+def test_current_expert_factors_go_in_misshapen_on_0_28_2(oracle):
+    """0.28.2 takes every expert lora_a into its (r * experts, in) parameter unchecked, and its forward
+    pass fails; on gpt-oss it fails even earlier (LoRASwitchLinear without `sorted_indices`, also fixed
+    by #522), so the misshapen tensors are the evidence for the layout claim."""
+    old = oracle.load(MLX_LM_0_28, "gpt-oss-experts")
 
-    old = load_logits(MLX_LM_0_28, base, adapter_dir)
+    assert target_codes(lint(oracle.dir("gpt-oss-experts"), "mlx-lm@0.28.2")) == ["AG938"]
+    assert target_codes(lint(oracle.dir("gpt-oss-experts"), "mlx-lm@0.28.3")) == []
+    assert old.error is None and old.forward_error is not None
+    assert old.misshapen and all(n.endswith(".lora_a") and ".mlp.experts." in n for n in old.misshapen)
 
-    assert target_codes(lint(adapter_dir, "mlx-lm@0.28.2")) == ["AG938"]
-    assert not old.loaded or not max_diff(old, trained) < SAME
-    assert target_codes(lint(adapter_dir, "mlx-lm@0.28.3")) == []
+
+def test_expert_factors_in_the_old_layout_are_refused_by_0_32(tmp_path):
+    """The pre-0.28.3 layout, header-level (builders.legacy_switch_adapter): 0.32.2 checks shapes."""
+    import builders
+    from mlx_lm.tuner.utils import load_adapters
+
+    adapter_dir = builders.legacy_switch_adapter(tmp_path / "legacy-switch")
+
+    assert target_codes(lint(adapter_dir, "mlx-lm")) == ["AG938"]
+    assert target_codes(lint(adapter_dir, "mlx-lm@0.28.2")) == []
+    with pytest.raises(ValueError, match=r"incompatible tensors[\s\S]*experts\.\w+\.lora_a: adapter shape"):
+        load_adapters(builders.make_base(builders.tiny_gpt_oss_config(2)), str(adapter_dir))
 
 
 # -- AG930: formats mlx-lm does not load ----------------------------------------------------
@@ -237,16 +293,18 @@ def test_a_peft_adapter_is_the_wrong_format_for_mlx_lm(peft_corpus, trainer_corp
     adapter_dir = Path(shutil.copytree(peft_corpus[name].adapter_dir, tmp_path / name))
 
     result = lint(adapter_dir, "mlx-lm")
+    [load] = load_many(CURRENT, [(trainer_corpus["lora-2-layers"].base_dir, adapter_dir)])
 
     assert target_codes(result) == ["AG930"]
     assert "PEFT" in next(f.message for f in result.findings if f.code == "AG930")
-    assert not load_logits(None, trainer_corpus["lora-2-layers"].base_dir, adapter_dir).loaded
+    assert load.error is not None
 
 
 @pytest.mark.parametrize(("target", "effect"), [("mlx-lm", "refuses"), ("mlx-lm@0.31", "ignored")])
 def test_an_mlx_vlm_adapter_is_the_wrong_format_for_mlx_lm(vlm_corpus, tmp_path, target, effect):
     """mlx-lm 0.32.2 refuses `language_model.` tensors (d53e70f7 load_adapters); 0.31.3 drops them
-    (v0.31.3 mlx_lm/tuner/utils.py#L137, strict=False): reference §2, RUN-M."""
+    (v0.31.3 mlx_lm/tuner/utils.py#L137, strict=False): reference §2, RUN-M. mlx-lm cannot build the
+    LLaVA base, so the load is not rerun here."""
     adapter_dir = Path(shutil.copytree(vlm_corpus["lora"].adapter_dir, tmp_path / "vlm"))
 
     result = lint(adapter_dir, target)
@@ -269,45 +327,42 @@ def test_an_adapter_folder_needs_mlx_lm_0_6(legacy_corpus, tmp_path):
 
 # -- no false alarms ------------------------------------------------------------------------
 
-#: Trainer samples that load as trained on each release (checked below for 0.31.3 and 0.32.2).
-WORKING_NOW = ("lora-2-layers", "dora", "all-layers", "yaml-keys", "embedding", "full", "qlora",
-               "gpt-oss-experts", "gpt-oss-attention", "resume")  # fmt: skip
+#: Every trainer sample: 0.32.2 wrote them and loads them (tests/test_mlx_trainer.py).
+TRAINER_SAMPLES = ("lora-2-layers", "dora", "all-layers", "yaml-keys", "embedding", "full", "qlora",
+                   "gpt-oss-experts", "gpt-oss-attention", "resume")  # fmt: skip
 
 
 @pytest.mark.parametrize("target", ["mlx-lm", "mlx-lm@0.32.0", "mlx-lm@0.31.3", "mlx-lm@0.28.3"])
 def test_the_current_trainers_adapters_get_no_target_finding_where_they_load(trainer_corpus, target):
-    found = {name: target_codes(lint(trainer_corpus[name].adapter_dir, target)) for name in WORKING_NOW}
+    found = {name: target_codes(lint(trainer_corpus[name].adapter_dir, target)) for name in TRAINER_SAMPLES}
 
-    assert found == {name: [] for name in WORKING_NOW}
-
-
-@pytest.mark.parametrize("name", ["lora-2-layers", "yaml-keys", "embedding", "full"])
-def test_the_trainer_samples_load_as_trained_on_0_31(trainer_corpus, name):
-    """What the no-false-alarm test relies on, for the release before the strict check."""
-    sample = trainer_corpus[name]
-
-    assert max_diff(load_logits(MLX_LM_0_31, sample.base_dir, sample.adapter_dir),
-                    load_logits(None, sample.base_dir, sample.adapter_dir)) < SAME  # fmt: skip
+    assert found == {name: [] for name in TRAINER_SAMPLES}
 
 
-@pytest.mark.parametrize("name", ["yaml-keys", "embedding", "full"])
-def test_samples_0_21_loads_as_trained_get_no_target_finding_at_0_21(trainer_corpus, name):
-    sample = trainer_corpus[name]
+@pytest.mark.parametrize("case", ["lora", "yaml-keys", "embedding", "full"])
+def test_what_the_no_false_alarm_test_relies_on_0_31_loads_them_as_trained(oracle, case):
+    old = oracle.load(MLX_LM_0_31, case)
 
-    assert max_diff(load_logits(MLX_LM_0_21, sample.base_dir, sample.adapter_dir),
-                    load_logits(None, sample.base_dir, sample.adapter_dir)) < SAME  # fmt: skip
-    assert target_codes(lint(sample.adapter_dir, "mlx-lm@0.21.4")) == []
+    assert max_diff(old, oracle.trained_logits(case)) < SAME and old.dropped == () and old.misshapen == ()
+
+
+@pytest.mark.parametrize("case", ["yaml-keys", "embedding", "full"])
+def test_adapters_0_21_loads_as_trained_get_no_target_finding_at_0_21(oracle, case):
+    old = oracle.load(MLX_LM_0_21, case)
+
+    assert max_diff(old, oracle.trained_logits(case)) < SAME and old.dropped == ()
+    assert target_codes(lint(oracle.dir(case), "mlx-lm@0.21.4")) == []
 
 
 @pytest.mark.parametrize("name", ["mlx_lm_0_18_lora", "mlx_lm_0_18_dora"])
 def test_the_0_18_trainers_adapters_get_no_target_finding_at_0_18(legacy_corpus, name):
-    """The recorded 0.18.2 output loads on 0.18.2 as its own loader made it (tests/test_legacy_oracle.py)."""
+    """The recorded 0.18.2 output, which 0.18.2 loads (its logits are recorded: tests/legacy_writers.py)."""
     result = lint(legacy_corpus[name].adapter_dir, "mlx-lm@0.18")
 
     assert target_codes(result) == []
 
 
-def test_every_rule_range_parses_and_names_its_source():
+def test_every_rule_has_a_range_a_source_and_a_registered_code():
     from adapter_guard.registry import RULES
     from adapter_guard.targets.mlx_lm import PROFILE
 
@@ -315,10 +370,3 @@ def test_every_rule_range_parses_and_names_its_source():
         assert in_range((0, 32, 2), rule.versions) in (True, False)
         assert rule.code in RULES and rule.url.startswith("https://github.com/ml-explore/")
         assert rule.source and rule.fails
-
-
-def _tensor_names(adapter_dir: Path) -> list[str]:
-    from safetensors import safe_open
-
-    with safe_open(str(adapter_dir / "adapters.safetensors"), "np") as f:
-        return list(f.keys())
