@@ -10,8 +10,11 @@ The boundaries, each checked in the release wheels:
 - 0.13.1 (#779): DoRA, switched on by ``use_dora``.
 - 0.19.0 (#903): ``lora_layers`` -> ``num_layers``, ``use_dora`` -> ``fine_tune_type``
   (``"lora"``/``"dora"``/``"full"``); full fine-tuning starts here.
+- 0.21.5 (#1294): ``model.layers[-max(num_layers, 0):]``; from 0.19.0 it was ``-min``, which
+  reads -1 as "all but the first layer".
 - 0.28.2 (#515): without ``lora_parameters.keys`` every Linear/Switch/Embedding of the
   layers is wrapped; before it, a per-model-type default set (``q_proj``/``v_proj`` for Llama).
+- 0.28.3 (#522): LoRASwitchLinear's ``lora_a`` is (experts, r, in), no longer (r * experts, in).
 - 0.32.0 (#1727): every tensor is checked against the model before loading; before it,
   ``load_weights(strict=False)`` dropped the tensors no wrapped module takes, silently.
 """
@@ -63,7 +66,8 @@ PRE_0_28_2_DEFAULT_KEYS: tuple[frozenset[str], ...] = tuple(
         {"mixer.in_proj", "mixer.out_proj"},  # mamba2
         {"attn.attention.q_proj", "attn.attention.v_proj"},  # exaone
         {"attention.query_key_value", "attention.dense"},  # bailing_moe
-        {"mixer.in_proj", "mixer.out_proj", "mixer.q_proj", "mixer.k_proj", "mixer.v_proj", "mixer.o_proj"},  # nemotron_h
+        {"mixer.in_proj", "mixer.out_proj", "mixer.q_proj", "mixer.k_proj", "mixer.v_proj",  # nemotron_h
+         "mixer.o_proj"},
     )
 )
 
@@ -138,7 +142,8 @@ def _wrong_format(ctx: Context) -> Iterator[Verdict]:
             else "loads it with every tensor ignored (no effect)"
         )
         yield Verdict(
-            f"an mlx-vlm adapter (module paths from the VLM root, `language_model.`): mlx-lm {effect}; load it with mlx-vlm"
+            f"an mlx-vlm adapter (module paths from the VLM root, `language_model.`): mlx-lm {effect}; "
+            "load it with mlx-vlm"
         )
     elif ctx.format == "mlx-vlm-legacy":
         yield Verdict(
@@ -198,7 +203,8 @@ def _full(ctx: Context) -> Iterator[Verdict]:
     if ctx.config.get("fine_tune_type") == "full":
         yield Verdict(
             "fine_tune_type \"full\" (full fine-tuning) arrived in mlx-lm 0.19: this release does not read "
-            "fine_tune_type and would wrap LoRA layers from lora_layers/lora_parameters instead; use mlx-lm 0.19 or later",
+            "fine_tune_type and would wrap LoRA layers from lora_layers/lora_parameters instead; "
+            "use mlx-lm 0.19 or later",
             ("fine_tune_type",),
         )
 
@@ -241,6 +247,9 @@ def _ignored_tensors(ctx: Context) -> Iterator[Verdict]:
     lora = _lora_parameters(config)
     keys = lora.get("keys") if lora is not None else None
     full_paths = _explicit_full_paths(config)
+    if keys is None and shape.outer_keys:
+        outer = _names(shape.outer_keys, 3)
+        dropped.append(f"the tensors of {outer} (outside the layers: wrapped only when keys name them)")
     if isinstance(keys, list) and all(isinstance(k, str) for k in keys):
         wanted = set(keys)
         missing = [
@@ -299,7 +308,10 @@ def _switch_layout(ctx: Context) -> Iterator[Verdict]:
             "(strict=False) and the experts' forward pass fails or computes garbage; use mlx-lm 0.28.3 or later"
         )
     else:
-        effect = "refuses them (shape mismatch)" if ctx.version >= (0, 32) else "loads them unchecked (strict=False) into the wrong shape"
+        effect = (
+            "refuses them (shape mismatch)" if ctx.version >= (0, 32)
+            else "loads them unchecked (strict=False) into the wrong shape"
+        )
         yield Verdict(
             f"the expert (SwitchLinear) factors of {_names(modules, 3)} have the (r * experts, in) lora_a of mlx-lm "
             f"before 0.28.3; since 0.28.3 LoRASwitchLinear holds (experts, r, in) and this release {effect}; "
@@ -404,11 +416,14 @@ PROFILE = Profile(
         "Models `mlx_lm.load(model, adapter_path=...)`, i.e. `load_adapters` (`apply_lora_layers` before 0.19) and "
         "`linear_to_lora_layers` in `mlx_lm/tuner/utils.py`, at each release where they changed: the adapter folder "
         "(0.6.0), DoRA (0.13.1), `lora_layers`/`use_dora` renamed `num_layers`/`fine_tune_type` with full "
-        "fine-tuning (0.19.0), every Linear wrapped without `keys` (0.28.2), and the tensor check that ended "
+        "fine-tuning (0.19.0), the negative-`num_layers` slice fixed (0.21.5), every Linear wrapped without `keys` "
+        "(0.28.2), the expert factors' new `lora_a` layout (0.28.3), and the tensor check that ended "
         "`strict=False`'s silent drops (0.32.0); each boundary was read in the release wheels. The verdicts were "
-        "confirmed by loading real-writer adapters (the stock `mlx_lm lora` trainer of 0.32.2 and 0.18.2) on a fresh "
-        "tiny base with mlx-lm 0.18.2, 0.31.3 and 0.32.2 and comparing logits; the safe fixes (`lora_layers`, "
-        "`use_dora`, `keys`) load identically on 0.18.2 and 0.32.2. From 0.32 what the loader refuses is what the "
-        "format rules (AG1xx-AG4xx, AG811) already report, so the profile adds nothing there."
+        "confirmed by loading real-writer adapters (the stock `mlx_lm lora` trainer of 0.32.2, and 0.18.2's) on the "
+        "trainer's tiny base with mlx-lm 0.18.2, 0.21.4, 0.28.2, 0.31.3 and 0.32.2, comparing logits and the "
+        "loader's own parameters with the file (dropped or misshapen tensors); the safe fixes (`lora_layers`, "
+        "`use_dora`, `keys`) load identically on 0.18.2 and 0.32.2. From 0.32 the tensors the loader refuses are "
+        "what the format rules (AG103, AG203, AG302, AG305, AG402, AG811) already report; there the profile adds "
+        "only the wrong-format verdict and the pre-0.28.3 expert layout."
     ),
 )
