@@ -799,11 +799,13 @@ RULES: dict[str, Rule] = _rules(
         fix=SOMETIMES_SAFE,
     ),
     Rule(
-        "AG936", "mlx-lm-target-before-adapter-folders", ERROR,
-        "mlx-lm before 0.6 reads only adapters.npz",
-        "mlx-lm before 0.6.0 took `--adapter-file adapters.npz`, with no config (rank 8, scale 10 "
-        "from its defaults); the folder of `adapter_config.json` and `adapters.safetensors` came "
-        "with 0.6.0 (#636). Use mlx-lm 0.6 or later.",
+        "AG936", "mlx-lm-target-before-adapter-config", ERROR,
+        "mlx-lm before 0.6 reads no adapter_config.json, and this adapter needs it",
+        "Before 0.6.0 (#636), `load(..., adapter_file=...)` took one weights file and no config: "
+        "it rebuilt every module named in the file as a LoRALinear with its defaults, whose "
+        "scale is 10 x alpha 16 / rank 8 = 20 whatever the file's rank. An adapter trained with "
+        "another `scale`, a DoRA adapter (no DoRA before 0.13.1) or a full fine-tune loads "
+        "differently or not at all there. Use mlx-lm 0.6 or later.",
     ),
     Rule(
         "AG937", "mlx-lm-target-negative-num-layers", ERROR,

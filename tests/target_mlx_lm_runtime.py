@@ -24,6 +24,8 @@ MLX_LM_0_18 = "mlx-lm==0.18.2"
 MLX_LM_0_21 = "mlx-lm==0.21.4"
 MLX_LM_0_28 = "mlx-lm==0.28.2"
 MLX_LM_0_31 = "mlx-lm==0.31.3"
+#: The last release before the adapter folder (0.6).
+MLX_LM_0_5 = "mlx-lm==0.5.0"
 
 TOKENS = [[5, 9, 17, 33, 12, 40, 7, 21], [60, 4, 28, 11, 50, 6, 19, 42]]
 
@@ -45,14 +47,16 @@ def spy(self, *args, **kwargs):
     built.update({k: tuple(v.shape) for k, v in tree_flatten(self.parameters())})
     return stock_load_weights(self, *args, **kwargs)
 nn.Module.load_weights = spy
-def one(base, adapter):
+def one(base, adapter, by_file):
     answer = {"error": None, "forward_error": None, "logits": None, "dropped": [], "misshapen": []}
+    where = {"adapter_file": f"{adapter}/adapters.safetensors"} if by_file else {"adapter_path": adapter}
     try:
-        model, _ = load(base, adapter_path=adapter)
+        model, _ = load(base, **where)
     except Exception as exc:
         answer["error"] = f"{type(exc).__name__}: {exc}"
         return answer
-    for name, w in mx.load(f"{adapter}/adapters.safetensors").items():
+    # Before 0.6 the adapter goes in by Module.update, not load_weights: nothing to compare.
+    for name, w in ({} if by_file else mx.load(f"{adapter}/adapters.safetensors")).items():
         if name not in built:
             answer["dropped"].append(name)
         elif tuple(w.shape) != built[name]:
@@ -65,7 +69,7 @@ def one(base, adapter):
     except Exception as exc:
         answer["forward_error"] = f"{type(exc).__name__}: {exc}"
     return answer
-print(json.dumps([one(base, adapter) for base, adapter in jobs]))
+print(json.dumps([one(base, adapter, by_file) for base, adapter, by_file in jobs]))
 """
 
 
@@ -111,9 +115,12 @@ def _see_every_site_dir(python: Path) -> None:
         os.replace(tmp, pth)
 
 
-def load_many(requirement: str | None, jobs: list[tuple[Path, Path]]) -> list[Load]:
-    """One interpreter of ``requirement`` loads each ``(base_dir, adapter_dir)`` afresh, in order."""
-    pairs = json.dumps([[str(base), str(adapter)] for base, adapter in jobs])
+def load_many(requirement: str | None, jobs: list[tuple[Path, Path]], *, by_file: bool = False) -> list[Load]:
+    """One interpreter of ``requirement`` loads each ``(base_dir, adapter_dir)`` afresh, in order.
+
+    ``by_file``: mlx-lm before 0.6 has no adapter folder; it is given ``adapter_file=`` the weights file.
+    """
+    pairs = json.dumps([[str(base), str(adapter), by_file] for base, adapter in jobs])
     answers = runtime_venvs.run_json(release_python(requirement), _LOAD, pairs, json.dumps(TOKENS))
     return [_load(a) for a in answers]
 

@@ -17,7 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from target_mlx_lm_runtime import MLX_LM_0_18, MLX_LM_0_21, MLX_LM_0_28, MLX_LM_0_31, Load, load_many, max_diff
+from target_mlx_lm_runtime import (
+    MLX_LM_0_5, MLX_LM_0_18, MLX_LM_0_21, MLX_LM_0_28, MLX_LM_0_31, Load, load_many, max_diff,
+)
 
 from adapter_guard.engine import run
 from adapter_guard.settings import Settings
@@ -313,16 +315,31 @@ def test_an_mlx_vlm_adapter_is_the_wrong_format_for_mlx_lm(vlm_corpus, tmp_path,
     assert effect in next(f.message for f in result.findings if f.code == "AG930")
 
 
-# -- AG936: before adapter folders ---------------------------------------------------------
+# -- AG936: before the adapter config ------------------------------------------------------
 
 
-def test_an_adapter_folder_needs_mlx_lm_0_6(legacy_corpus, tmp_path):
-    """mlx-lm 0.5.0 reads only ``--adapter-file adapters.npz`` (mlx-examples d661440d
-    llms/mlx_lm/tuner/utils.py apply_lora_layers, L99-L128); the config folder is 0.6.0's (#636)."""
-    adapter_dir = Path(shutil.copytree(legacy_corpus["mlx_lm_0_18_lora"].adapter_dir, tmp_path / "a"))
+def test_before_0_6_the_config_is_not_read_so_only_scale_20_loads_as_trained(tmp_path):
+    """mlx-lm 0.5.0 takes ``adapter_file=`` and rebuilds each module as LoRALinear(r=8, alpha=16,
+    scale=10), i.e. scale 20 (mlx-examples d661440d llms/mlx_lm/tuner/utils.py apply_lora_layers).
+    Its Llama needs an untied lm_head, so the base is legacy_writers' (the one 0.5.0's trainer ran on)
+    and the adapters are stock mlx-lm LoRA layers saved as ``mlx_lm.lora`` saves them."""
+    import builders
+    import legacy_writers
 
-    assert target_codes(lint(adapter_dir, "mlx-lm@0.5")) == ["AG936"]
-    assert target_codes(lint(adapter_dir, "mlx-lm@0.6")) == []
+    base = tmp_path / "base"
+    legacy_writers._write_llama_base(base, tmp_path / "data")
+    dirs = {}
+    for scale in (20.0, 8.0):
+        params = {"rank": 4, "scale": scale, "dropout": 0.0, "keys": builders.ATTENTION_KEYS}
+        model = builders.make_live_adapter(legacy_writers.llama_config(), num_layers=2, **params)
+        dirs[scale] = builders.save_mlx_lm_style(model, tmp_path / f"scale-{scale:g}", num_layers=2, lora_parameters=params)
+
+    now = load_many(CURRENT, [(base, d) for d in dirs.values()])
+    old = load_many(MLX_LM_0_5, [(base, d) for d in dirs.values()], by_file=True)
+
+    assert max_diff(old[0], now[0]) < SAME and target_codes(lint(dirs[20.0], "mlx-lm@0.5")) == []
+    assert max_diff(old[1], now[1]) > MOVED and target_codes(lint(dirs[8.0], "mlx-lm@0.5")) == ["AG936"]
+    assert "AG936" not in target_codes(lint(dirs[8.0], "mlx-lm@0.6"))
 
 
 # -- no false alarms ------------------------------------------------------------------------

@@ -153,11 +153,28 @@ def _wrong_format(ctx: Context) -> Iterator[Verdict]:
         )
 
 
+#: mlx-lm before 0.6 rebuilds every module as LoRALinear(r=8, alpha=16, scale=10.0), whose
+#: ``self.scale = scale * (alpha / r)``: 20, whatever the file's rank.
+PRE_0_6_SCALE = 20.0
+
+
 def _before_0_6(ctx: Context) -> Iterator[Verdict]:
-    yield Verdict(
-        f"mlx-lm before 0.6 loads only `--adapter-file {NPZ_WEIGHTS}` (no adapter_config.json, rank 8 and scale 10 "
-        f"from its defaults); this `{MLX_WEIGHTS}` folder needs mlx-lm 0.6 or later"
-    )
+    config, shape = ctx.config, _adapter_shape(ctx)
+    lora = _lora_parameters(config)
+    scale = lora.get("scale") if lora is not None else None
+    lost = []
+    if config.get("fine_tune_type") == "full":
+        lost.append("a full fine-tune is not an adapter there")
+    if shape is not None and shape.has_m:
+        lost.append("the DoRA `m` tensors have no module (DoRA came in 0.13.1)")
+    if isinstance(scale, (int, float)) and not isinstance(scale, bool) and scale != PRE_0_6_SCALE:
+        lost.append(f"lora_parameters.scale {scale!r} is not used: every module gets scale 20")
+    if lost:
+        yield Verdict(
+            "mlx-lm before 0.6 reads no adapter_config.json: `load(..., adapter_file=...)` rebuilds each module "
+            "named in the weights file as a LoRALinear with fixed defaults (scale 10 x alpha 16 / rank 8 = 20), so "
+            + "; ".join(lost) + "; use mlx-lm 0.6 or later"
+        )
 
 
 def _lora_layers(ctx: Context) -> Iterator[Verdict]:
@@ -380,10 +397,11 @@ RULES = (
     TargetRule(
         "AG936", "<0.6",
         "mlx-examples d661440d (the parent of 2bd64b78, #636, which made the adapter folder in 0.6.0) "
-        "llms/mlx_lm/tuner/utils.py apply_lora_layers(model, adapter_file): adapters.npz only",
+        "llms/mlx_lm/tuner/utils.py apply_lora_layers(model, adapter_file) and tuner/lora.py LoRALinear "
+        "(r=8, alpha=16, scale=10.0; self.scale = scale * alpha / r)",
         f"{EXAMPLES}/d661440d/llms/mlx_lm/tuner/utils.py#L99-L128",
         _before_0_6,
-        "an adapter folder (config + adapters.safetensors): only adapters.npz is read",
+        "no config is read: every module gets scale 20, DoRA `m` and full weights have nowhere to go",
     ),
     TargetRule(
         "AG937", ">=0.19,<0.21.5",
