@@ -825,6 +825,17 @@ RULES: dict[str, Rule] = _rules(
         "computes garbage; 0.32 refuses the file. Load the adapter with a release of its own "
         "layout, or reshape `lora_a` (the rank and experts are in `lora_b`).",
     ),
+    Rule(
+        "AG939", "mlx-lm-target-alpha", ERROR,
+        "mlx-lm before 0.14.2 needs lora_parameters.alpha, and scales by scale x alpha / rank",
+        "Until 0.14.2 (#614), `linear_to_lora_layers` read `config[\"alpha\"]` (a config "
+        "without it raises KeyError) and the LoRA and DoRA layers used `scale * alpha / rank`; "
+        "since then `scale` is used as is and `alpha` is not read. The safe fix writes "
+        "`alpha` = `lora_parameters.rank`, which gives the old releases the same scale and "
+        "changes nothing for the new ones. An alpha the user wrote is never changed: when it "
+        "differs from the rank the old releases scale the adapter differently.",
+        fix=SOMETIMES_SAFE,
+    ),
     # (end of AG93x)
     #
     # -- AG94x: the mlx-vlm target (adapter_guard/targets/mlx_vlm.py) ------------------

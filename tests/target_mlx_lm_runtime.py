@@ -24,8 +24,9 @@ MLX_LM_0_18 = "mlx-lm==0.18.2"
 MLX_LM_0_21 = "mlx-lm==0.21.4"
 MLX_LM_0_28 = "mlx-lm==0.28.2"
 MLX_LM_0_31 = "mlx-lm==0.31.3"
-#: The last release before the adapter folder (0.6).
+#: The last release before the adapter folder (0.6), and before DoRA (0.13.1).
 MLX_LM_0_5 = "mlx-lm==0.5.0"
+MLX_LM_0_13 = "mlx-lm==0.13.0"
 
 TOKENS = [[5, 9, 17, 33, 12, 40, 7, 21], [60, 4, 28, 11, 50, 6, 19, 42]]
 

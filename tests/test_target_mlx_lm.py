@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from target_mlx_lm_runtime import (
-    MLX_LM_0_5, MLX_LM_0_18, MLX_LM_0_21, MLX_LM_0_28, MLX_LM_0_31, Load, load_many, max_diff,
+    MLX_LM_0_5, MLX_LM_0_13, MLX_LM_0_18, MLX_LM_0_21, MLX_LM_0_28, MLX_LM_0_31, Load, load_many, max_diff,
 )
 
 from adapter_guard.engine import run
@@ -50,12 +50,16 @@ def edit_config(adapter_dir: Path, **changes) -> None:
     (adapter_dir / "adapter_config.json").write_text(json.dumps({**config_of(adapter_dir), **changes}, indent=4))
 
 
-def write_keys_from_tensors(adapter_dir: Path) -> None:
-    """lora_parameters.keys = the layer-relative modules that have tensors (what AG935's fix writes)."""
+def tensor_names(adapter_dir: Path) -> list[str]:
     from safetensors import safe_open
 
     with safe_open(str(adapter_dir / "adapters.safetensors"), "np") as f:
-        keys = sorted({name.rsplit(".", 1)[0].split(".", 3)[3] for name in f.keys()})
+        return list(f.keys())
+
+
+def write_keys_from_tensors(adapter_dir: Path) -> None:
+    """lora_parameters.keys = the layer-relative modules that have tensors (what AG935's fix writes)."""
+    keys = sorted({name.rsplit(".", 1)[0].split(".", 3)[3] for name in tensor_names(adapter_dir)})
     edit_config(adapter_dir, lora_parameters={**config_of(adapter_dir)["lora_parameters"], "keys": keys})
 
 
@@ -86,6 +90,12 @@ CASES: dict[str, tuple[str, Callable[[Path], None], tuple[str, ...]]] = {
     "lora+lora_layers": ("lora-2-layers", lambda d: edit_config(d, lora_layers=2), (MLX_LM_0_18,)),
     "lora+fixed": ("lora-2-layers", fix_for_0_18, (MLX_LM_0_18,)),
     "all-layers+fixed": ("all-layers", fix_for_0_18, (MLX_LM_0_18,)),
+    "all-layers+num_layers_0+fixed": (
+        "all-layers", steps(lambda d: edit_config(d, num_layers=0), fix_for_0_18), (MLX_LM_0_18,),
+    ),
+    "all-layers+lora_layers_0+keys": (
+        "all-layers", steps(lambda d: edit_config(d, lora_layers=0), write_keys_from_tensors), (MLX_LM_0_18,),
+    ),
     "all-layers+keys": ("all-layers", write_keys_from_tensors, (MLX_LM_0_21,)),
     "all-layers+keys+num_layers_0": (
         "all-layers", steps(write_keys_from_tensors, lambda d: edit_config(d, num_layers=0)), (MLX_LM_0_21,),
@@ -177,6 +187,15 @@ def test_num_layers_minus_one_is_spelt_lora_layers_minus_one(oracle):
     assert max_diff(oracle.load(MLX_LM_0_18, "all-layers+fixed"), oracle.trained_logits("all-layers+fixed")) < SAME
 
 
+def test_num_layers_0_is_spelt_lora_layers_minus_one_because_0_wraps_nothing_on_0_18(oracle):
+    fixed, zero = "all-layers+num_layers_0+fixed", "all-layers+lora_layers_0+keys"
+
+    assert config_of(oracle.dir(fixed))["lora_layers"] == -1
+    assert max_diff(oracle.load(MLX_LM_0_18, fixed), oracle.trained_logits(fixed)) < SAME
+    assert set(oracle.load(MLX_LM_0_18, zero).dropped) == set(tensor_names(oracle.dir(zero)))
+    assert target_codes(lint(oracle.dir(zero), "mlx-lm@0.18")) == ["AG934"]
+
+
 # -- AG932: DoRA on 0.18 ------------------------------------------------------------------
 
 
@@ -186,6 +205,63 @@ def test_a_dora_adapter_without_use_dora_loads_as_plain_lora_on_0_18(oracle):
     assert target_codes(lint(oracle.dir("dora+lora_layers+keys"), "mlx-lm@0.18")) == ["AG932"]
     assert max_diff(old, oracle.trained_logits("dora")) > MOVED
     assert old.dropped and all(n.endswith(".m") for n in old.dropped)
+
+
+@pytest.fixture(scope="module")
+def untied(tmp_path_factory):
+    """For 0.5.0 and 0.13.0, whose Llama needs an untied lm_head: legacy_writers' base (the one 0.5.0's
+    trainer ran on), and stock mlx-lm LoRA / DoRA layers on it saved as ``mlx_lm.lora`` saves them."""
+    import builders
+    import legacy_writers
+
+    root = tmp_path_factory.mktemp("untied")
+    legacy_writers._write_llama_base(root / "base", root / "data")
+    adapters = {}
+    for name, scale, dora in (("scale-20", 20.0, False), ("scale-8", 8.0, False), ("dora", 8.0, True)):
+        params = {"rank": 4, "scale": scale, "dropout": 0.0, "keys": builders.ATTENTION_KEYS}
+        model = builders.make_live_adapter(legacy_writers.llama_config(), num_layers=2, dora=dora, **params)
+        adapters[name] = builders.save_mlx_lm_style(
+            model, root / name, num_layers=2, lora_parameters=params, fine_tune_type="dora" if dora else "lora"
+        )
+    return root / "base", adapters
+
+
+def copy_dir(adapter_dir: Path, dest: Path) -> Path:
+    return Path(shutil.copytree(adapter_dir, dest))
+
+
+def test_before_0_14_2_a_config_without_alpha_fails_and_alpha_rank_loads_as_trained(untied, tmp_path):
+    base, adapters = untied
+    bare = copy_dir(adapters["scale-8"], tmp_path / "bare")
+    edit_config(bare, lora_layers=2)
+    fixed = copy_dir(adapters["scale-8"], tmp_path / "fixed")
+    lint(fixed, "mlx-lm@0.13.0", fix=True)
+
+    [now] = load_many(CURRENT, [(base, adapters["scale-8"])])
+    at_0_13 = load_many(MLX_LM_0_13, [(base, bare), (base, fixed)])
+
+    assert target_codes(lint(bare, "mlx-lm@0.13.0")) == ["AG939"]
+    assert at_0_13[0].error == "KeyError: 'alpha'"
+    assert config_of(fixed)["lora_parameters"]["alpha"] == 4 and target_codes(lint(fixed, "mlx-lm@0.13.0")) == []
+    assert max_diff(at_0_13[1], now) < SAME
+    assert max_diff(load_many(CURRENT, [(base, fixed)])[0], now) < SAME
+
+
+def test_before_0_13_1_there_is_no_dora_and_m_is_dropped(untied, tmp_path):
+    base, adapters = untied
+    fixed = copy_dir(adapters["dora"], tmp_path / "dora")
+    lint(fixed, "mlx-lm@0.18", fix=True)  # lora_layers and use_dora
+    lint(fixed, "mlx-lm@0.13.0", fix=True)  # alpha; DoRA itself has no fix there
+
+    [now] = load_many(CURRENT, [(base, adapters["dora"])])
+    [at_0_13] = load_many(MLX_LM_0_13, [(base, fixed)])
+    [at_0_18] = load_many(MLX_LM_0_18, [(base, fixed)])
+
+    assert config_of(fixed)["use_dora"] is True
+    assert target_codes(lint(fixed, "mlx-lm@0.13.0")) == ["AG932"]
+    assert max_diff(at_0_13, now) > MOVED and at_0_13.dropped and all(n.endswith(".m") for n in at_0_13.dropped)
+    assert target_codes(lint(fixed, "mlx-lm@0.13.1")) == []
+    assert max_diff(at_0_18, now) < SAME
 
 
 def test_the_use_dora_fix_loads_the_dora_adapter_on_0_18_as_trained(oracle):
@@ -318,28 +394,18 @@ def test_an_mlx_vlm_adapter_is_the_wrong_format_for_mlx_lm(vlm_corpus, tmp_path,
 # -- AG936: before the adapter config ------------------------------------------------------
 
 
-def test_before_0_6_the_config_is_not_read_so_only_scale_20_loads_as_trained(tmp_path):
+def test_before_0_6_the_config_is_not_read_so_only_scale_20_loads_as_trained(untied):
     """mlx-lm 0.5.0 takes ``adapter_file=`` and rebuilds each module as LoRALinear(r=8, alpha=16,
-    scale=10), i.e. scale 20 (mlx-examples d661440d llms/mlx_lm/tuner/utils.py apply_lora_layers).
-    Its Llama needs an untied lm_head, so the base is legacy_writers' (the one 0.5.0's trainer ran on)
-    and the adapters are stock mlx-lm LoRA layers saved as ``mlx_lm.lora`` saves them."""
-    import builders
-    import legacy_writers
+    scale=10), i.e. scale 20 (mlx-examples d661440d llms/mlx_lm/tuner/utils.py apply_lora_layers)."""
+    base, adapters = untied
+    dirs = [adapters["scale-20"], adapters["scale-8"]]
 
-    base = tmp_path / "base"
-    legacy_writers._write_llama_base(base, tmp_path / "data")
-    dirs = {}
-    for scale in (20.0, 8.0):
-        params = {"rank": 4, "scale": scale, "dropout": 0.0, "keys": builders.ATTENTION_KEYS}
-        model = builders.make_live_adapter(legacy_writers.llama_config(), num_layers=2, **params)
-        dirs[scale] = builders.save_mlx_lm_style(model, tmp_path / f"scale-{scale:g}", num_layers=2, lora_parameters=params)
+    now = load_many(CURRENT, [(base, d) for d in dirs])
+    old = load_many(MLX_LM_0_5, [(base, d) for d in dirs], by_file=True)
 
-    now = load_many(CURRENT, [(base, d) for d in dirs.values()])
-    old = load_many(MLX_LM_0_5, [(base, d) for d in dirs.values()], by_file=True)
-
-    assert max_diff(old[0], now[0]) < SAME and target_codes(lint(dirs[20.0], "mlx-lm@0.5")) == []
-    assert max_diff(old[1], now[1]) > MOVED and target_codes(lint(dirs[8.0], "mlx-lm@0.5")) == ["AG936"]
-    assert "AG936" not in target_codes(lint(dirs[8.0], "mlx-lm@0.6"))
+    assert max_diff(old[0], now[0]) < SAME and target_codes(lint(dirs[0], "mlx-lm@0.5")) == []
+    assert max_diff(old[1], now[1]) > MOVED and target_codes(lint(dirs[1], "mlx-lm@0.5")) == ["AG936"]
+    assert "AG936" not in target_codes(lint(dirs[1], "mlx-lm@0.6"))
 
 
 # -- no false alarms ------------------------------------------------------------------------

@@ -293,6 +293,33 @@ def _ignored_tensors(ctx: Context) -> Iterator[Verdict]:
         )
 
 
+def _alpha(ctx: Context) -> Iterator[Verdict]:
+    """Until 0.14.2 (#614) to_lora passed ``alpha=config["alpha"]`` and LoRA/DoRA layers used
+    ``self.scale = scale * (alpha / r)``; since then ``scale`` is the scale."""
+    config, lora = ctx.config, _lora_parameters(ctx.config)
+    if lora is None or config.get("fine_tune_type") == "full":
+        return
+    rank, alpha = lora.get("rank"), lora.get("alpha")
+    if "alpha" not in lora:
+        head = "lora_parameters.alpha is missing: mlx-lm before 0.14.2 reads config[\"alpha\"] (KeyError)"
+        if _is_int(rank) and rank > 0:
+            fix = Fix(SAFE, ((("lora_parameters", "alpha"), rank),), f"set lora_parameters.alpha to {rank} (the rank)")
+            yield Verdict(
+                f"{head} and scales by scale x alpha / rank; alpha = rank = {rank} keeps the scale "
+                "(newer mlx-lm does not read alpha)",
+                ("lora_parameters",),
+                fix,
+            )
+        else:
+            yield Verdict(f"{head}; set it to lora_parameters.rank", ("lora_parameters",))
+    elif _is_int(rank) and rank > 0 and isinstance(alpha, (int, float)) and alpha != rank:
+        yield Verdict(
+            f"lora_parameters.alpha is {alpha!r} and rank {rank}: mlx-lm before 0.14.2 scales by scale x alpha / rank, "
+            f"{alpha / rank:g} times the scale newer releases use; alpha = rank loads the same on both",
+            ("lora_parameters", "alpha"),
+        )
+
+
 def _negative_num_layers(ctx: Context) -> Iterator[Verdict]:
     """0.19.0-0.21.4 slice ``model.layers[-min(num_layers, 0):]``: -1 skips layer 0 instead of meaning all."""
     count, shape = ctx.config.get("num_layers"), _adapter_shape(ctx)
@@ -402,6 +429,14 @@ RULES = (
         f"{EXAMPLES}/d661440d/llms/mlx_lm/tuner/utils.py#L99-L128",
         _before_0_6,
         "no config is read: every module gets scale 20, DoRA `m` and full weights have nowhere to go",
+    ),
+    TargetRule(
+        "AG939", ">=0.6,<0.14.2",
+        "mlx-examples 81318ad4 (the parent of c457a3f8, #614, first in 0.14.2) llms/mlx_lm/tuner/utils.py "
+        "linear_to_lora_layers: alpha=config[\"alpha\"]; tuner/lora.py LoRALinear: self.scale = scale * (alpha / r)",
+        f"{EXAMPLES}/81318ad4/llms/mlx_lm/tuner/utils.py#L67-L85",
+        _alpha,
+        "no `lora_parameters.alpha`: KeyError; an alpha other than the rank: another scale",
     ),
     TargetRule(
         "AG937", ">=0.19,<0.21.5",
