@@ -445,6 +445,22 @@ def test_the_0_18_trainers_adapters_get_no_target_finding_at_0_18(legacy_corpus,
     assert target_codes(result) == []
 
 
+@pytest.mark.parametrize("target", ["mlx-lm", "mlx-lm@0.18"])
+def test_every_other_corpus_sample_is_judged_by_its_format_alone(written_adapters, target):
+    """PEFT and mlx-vlm samples get AG930 and nothing else; mlx-lm's own (0.18) get no error or warning at
+    0.18, where they load, and nothing from the profile at the latest (the format rule AG811 speaks there);
+    a configless adapters.npz is not judged (it has no config to lint)."""
+    expected = {"peft-lora": ["AG930"], "mlx-vlm": ["AG930"], "mlx-vlm-legacy": ["AG930"], "mlx-lm-pre-0.19": []}
+    found, wanted = {}, {}
+    for name, (fmt, adapter_dir) in written_adapters.items():
+        if fmt == "adapters-npz":
+            continue
+        found[name] = target_codes(lint(adapter_dir, target))
+        wanted[name] = expected[fmt]
+
+    assert found == wanted
+
+
 def test_every_rule_has_a_range_a_source_and_a_registered_code():
     from adapter_guard.registry import RULES
     from adapter_guard.targets.mlx_lm import PROFILE

@@ -8,6 +8,8 @@ The boundaries, each checked in the release wheels:
 - 0.6.0 (#636): an adapter is a folder, ``adapter_config.json`` + ``adapters.safetensors``;
   before it, ``--adapter-file adapters.npz`` and no config.
 - 0.13.1 (#779): DoRA, switched on by ``use_dora``.
+- 0.14.2 (#614): ``lora_parameters.alpha`` no longer read; until then it was required and the
+  layers scaled by ``scale * alpha / rank``.
 - 0.19.0 (#903): ``lora_layers`` -> ``num_layers``, ``use_dora`` -> ``fine_tune_type``
   (``"lora"``/``"dora"``/``"full"``); full fine-tuning starts here.
 - 0.21.5 (#1294): ``model.layers[-max(num_layers, 0):]``; from 0.19.0 it was ``-min``, which
@@ -468,14 +470,15 @@ PROFILE = Profile(
     notes=(
         "Models `mlx_lm.load(model, adapter_path=...)`, i.e. `load_adapters` (`apply_lora_layers` before 0.19) and "
         "`linear_to_lora_layers` in `mlx_lm/tuner/utils.py`, at each release where they changed: the adapter folder "
-        "(0.6.0), DoRA (0.13.1), `lora_layers`/`use_dora` renamed `num_layers`/`fine_tune_type` with full "
+        "(0.6.0), DoRA (0.13.1), `alpha` no longer read (0.14.2), `lora_layers`/`use_dora` renamed `num_layers`/`fine_tune_type` with full "
         "fine-tuning (0.19.0), the negative-`num_layers` slice fixed (0.21.5), every Linear wrapped without `keys` "
         "(0.28.2), the expert factors' new `lora_a` layout (0.28.3), and the tensor check that ended "
         "`strict=False`'s silent drops (0.32.0); each boundary was read in the release wheels. The verdicts were "
         "confirmed by loading real-writer adapters (the stock `mlx_lm lora` trainer of 0.32.2, and 0.18.2's) on the "
-        "trainer's tiny base with mlx-lm 0.18.2, 0.21.4, 0.28.2, 0.31.3 and 0.32.2, comparing logits and the "
+        "trainer's tiny base with mlx-lm 0.18.2, 0.21.4, 0.28.2, 0.31.3 and 0.32.2 (0.5.0 and 0.13.0, whose "
+        "Llama needs an untied head, on an untied base with stock mlx-lm LoRA layers), comparing logits and the "
         "loader's own parameters with the file (dropped or misshapen tensors); the safe fixes (`lora_layers`, "
-        "`use_dora`, `keys`) load identically on 0.18.2 and 0.32.2. From 0.32 the tensors the loader refuses are "
+        "`use_dora`, `keys`, `alpha`) load identically on the old release and on 0.32.2. From 0.32 the tensors the loader refuses are "
         "what the format rules (AG103, AG203, AG302, AG305, AG402, AG811) already report; there the profile adds "
         "only the wrong-format verdict and the pre-0.28.3 expert layout."
     ),
