@@ -468,18 +468,19 @@ PROFILE = Profile(
     wrong_format=WRONG_FORMAT,
     rules=RULES,
     notes=(
-        "Models `mlx_lm.load(model, adapter_path=...)`, i.e. `load_adapters` (`apply_lora_layers` before 0.19) and "
-        "`linear_to_lora_layers` in `mlx_lm/tuner/utils.py`, at each release where they changed: the adapter folder "
-        "(0.6.0), DoRA (0.13.1), `alpha` no longer read (0.14.2), `lora_layers`/`use_dora` renamed `num_layers`/`fine_tune_type` with full "
-        "fine-tuning (0.19.0), the negative-`num_layers` slice fixed (0.21.5), every Linear wrapped without `keys` "
-        "(0.28.2), the expert factors' new `lora_a` layout (0.28.3), and the tensor check that ended "
-        "`strict=False`'s silent drops (0.32.0); each boundary was read in the release wheels. The verdicts were "
-        "confirmed by loading real-writer adapters (the stock `mlx_lm lora` trainer of 0.32.2, and 0.18.2's) on the "
-        "trainer's tiny base with mlx-lm 0.18.2, 0.21.4, 0.28.2, 0.31.3 and 0.32.2 (0.5.0 and 0.13.0, whose "
-        "Llama needs an untied head, on an untied base with stock mlx-lm LoRA layers), comparing logits and the "
-        "loader's own parameters with the file (dropped or misshapen tensors); the safe fixes (`lora_layers`, "
-        "`use_dora`, `keys`, `alpha`) load identically on the old release and on 0.32.2. From 0.32 the tensors the loader refuses are "
-        "what the format rules (AG103, AG203, AG302, AG305, AG402, AG811) already report; there the profile adds "
-        "only the wrong-format verdict and the pre-0.28.3 expert layout."
+        "Models `mlx_lm.load(model, adapter_path=...)`, i.e. `load_adapters` (`apply_lora_layers` before 0.19) "
+        "and `linear_to_lora_layers` in `mlx_lm/tuner/utils.py`, at each release where they changed: the adapter "
+        "folder (0.6.0), DoRA (0.13.1), `alpha` no longer read (0.14.2), `lora_layers`/`use_dora` renamed "
+        "`num_layers`/`fine_tune_type` with full fine-tuning (0.19.0), the negative-`num_layers` slice fixed "
+        "(0.21.5), every Linear wrapped without `keys` (0.28.2), the expert factors' new `lora_a` layout (0.28.3), "
+        "and the tensor check that ended `strict=False`'s silent drops (0.32.0); each boundary was read in the "
+        "release wheels. The verdicts were confirmed by loading real-writer adapters (the stock `mlx_lm lora` "
+        "trainer of 0.32.2, and 0.18.2's) on the trainer's tiny base with mlx-lm 0.18.2, 0.21.4, 0.28.2, 0.31.3 "
+        "and 0.32.2 (0.5.0 and 0.13.0, whose Llama needs an untied head, on an untied base with stock mlx-lm LoRA "
+        "layers), comparing logits and the loader's own parameters with the file (dropped or misshapen tensors); "
+        "the safe fixes (`lora_layers`, `use_dora`, `keys`, `alpha`) load identically on the old release and on "
+        "0.32.2. From 0.32 the tensors the loader refuses are what the format rules (AG103, AG203, AG302, AG305, "
+        "AG402, AG811) already report; there the profile adds only the wrong-format verdict and the pre-0.28.3 "
+        "expert layout."
     ),
 )
