@@ -86,7 +86,7 @@ def as_written(adapter_dir: Path) -> None:
 
 #: case -> (trainer sample, how the copy is edited, the releases that load it besides 0.32.2)
 CASES: dict[str, tuple[str, Callable[[Path], None], tuple[str, ...]]] = {
-    "lora": ("lora-2-layers", as_written, (MLX_LM_0_18, MLX_LM_0_31)),
+    "lora": ("lora-2-layers", as_written, (MLX_LM_0_18, MLX_LM_0_21, MLX_LM_0_28, MLX_LM_0_31)),
     "lora+lora_layers": ("lora-2-layers", lambda d: edit_config(d, lora_layers=2), (MLX_LM_0_18,)),
     "lora+fixed": ("lora-2-layers", fix_for_0_18, (MLX_LM_0_18,)),
     "all-layers+fixed": ("all-layers", fix_for_0_18, (MLX_LM_0_18,)),
@@ -178,6 +178,16 @@ def test_without_keys_0_18_drops_every_module_but_q_and_v(oracle):
     assert target_codes(lint(oracle.dir("lora+lora_layers"), "mlx-lm@0.18")) == ["AG935"]
     assert max_diff(old, oracle.trained_logits("lora+lora_layers")) > MOVED
     assert old.dropped and not any(".self_attn.q_proj." in n or ".self_attn.v_proj." in n for n in old.dropped)
+
+
+def test_the_default_key_set_changed_between_0_21_and_0_28_2(oracle):
+    """AG935's range: 0.21.4 still wraps Llama's q/v only; 0.28.2 wraps every Linear, as the trainer did."""
+    at_0_21, at_0_28 = oracle.load(MLX_LM_0_21, "lora"), oracle.load(MLX_LM_0_28, "lora")
+
+    assert target_codes(lint(oracle.dir("lora"), "mlx-lm@0.21.4")) == ["AG935"]
+    assert max_diff(at_0_21, oracle.trained_logits("lora")) > MOVED and at_0_21.dropped
+    assert target_codes(lint(oracle.dir("lora"), "mlx-lm@0.28.2")) == []
+    assert max_diff(at_0_28, oracle.trained_logits("lora")) < SAME and at_0_28.dropped == ()
 
 
 def test_num_layers_minus_one_is_spelt_lora_layers_minus_one(oracle):
