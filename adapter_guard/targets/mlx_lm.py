@@ -433,14 +433,6 @@ RULES = (
         "no config is read: every module gets scale 20, DoRA `m` and full weights have nowhere to go",
     ),
     TargetRule(
-        "AG939", ">=0.6,<0.14.2",
-        "mlx-examples 81318ad4 (the parent of c457a3f8, #614, first in 0.14.2) llms/mlx_lm/tuner/utils.py "
-        "linear_to_lora_layers: alpha=config[\"alpha\"]; tuner/lora.py LoRALinear: self.scale = scale * (alpha / r)",
-        f"{EXAMPLES}/81318ad4/llms/mlx_lm/tuner/utils.py#L67-L85",
-        _alpha,
-        "no `lora_parameters.alpha`: KeyError; an alpha other than the rank: another scale",
-    ),
-    TargetRule(
         "AG937", ">=0.19,<0.21.5",
         "llms/mlx_lm/tuner/utils.py linear_to_lora_layers at mlx-examples 1cbf5cda (as in the 0.21.4 wheel): "
         "model.layers[-min(num_layers, 0):] "
@@ -453,9 +445,17 @@ RULES = (
         "AG938", ">=0.6",
         "mlx_lm/tuner/lora.py LoRASwitchLinear: lora_a (r * num_experts, in) until v0.28.2, "
         "(num_experts, r, in) from 0edd0a0c (#522, first in 0.28.3)",
-        f"{MLX_LM}/v0.28.3/mlx_lm/tuner/lora.py#L160-L200",
+        f"{MLX_LM}/v0.28.3/mlx_lm/tuner/lora.py#L103-L198",
         _switch_layout,
         "expert (SwitchLinear) factors in the other release's lora_a layout: broken forward pass, or refused (0.32)",
+    ),
+    TargetRule(
+        "AG939", ">=0.6,<0.14.2",
+        "mlx-examples 81318ad4 (the parent of c457a3f8, #614, first in 0.14.2) llms/mlx_lm/tuner/utils.py "
+        "linear_to_lora_layers: alpha=config[\"alpha\"]; tuner/lora.py LoRALinear: self.scale = scale * (alpha / r)",
+        f"{EXAMPLES}/81318ad4/llms/mlx_lm/tuner/utils.py#L67-L85",
+        _alpha,
+        "no `lora_parameters.alpha`: KeyError; an alpha other than the rank: another scale",
     ),
 )
 
