@@ -957,6 +957,100 @@ RULES: dict[str, Rule] = _rules(
     # (end of AG92x)
     #
     # -- AG93x: the mlx-lm target (adapter_guard/targets/mlx_lm.py) --------------------
+    Rule(
+        "AG930", "mlx-lm-target-wrong-format", ERROR,
+        "mlx-lm cannot load an adapter of this format",
+        "mlx-lm loads its own adapter folders (`adapter_config.json` + `adapters.safetensors`, "
+        "`lora_a`/`lora_b` factors under the text model's paths), and before 0.6 only "
+        "`adapters.npz`. A PEFT adapter is not read at all; an mlx-vlm adapter's paths start at the "
+        "VLM root (`language_model.`), so mlx-lm 0.32 refuses it and older releases load it with "
+        "every tensor ignored; an mlx-vlm 0.5 config has no layer count to read. Load the adapter "
+        "with the runtime it was written for, or convert it.",
+    ),
+    Rule(
+        "AG931", "mlx-lm-target-lora-layers", ERROR,
+        "mlx-lm before 0.19 needs lora_layers, and the config has only num_layers",
+        "mlx-lm 0.6-0.18 reads `config.lora_layers` (0.19 renamed it `num_layers`), so a current "
+        "config raises AttributeError there. The safe fix writes `lora_layers` with the value of "
+        "`num_layers` (-1 for num_layers <= 0: 0.18 wraps no layer for 0 and every layer for -1); "
+        "current mlx-lm ignores the extra key, so the adapter loads identically on both.",
+        fix=SOMETIMES_SAFE,
+    ),
+    Rule(
+        "AG932", "mlx-lm-target-use-dora", ERROR,
+        "a DoRA adapter would load as plain LoRA on mlx-lm before 0.19 (no use_dora)",
+        "mlx-lm 0.13.1-0.18 builds DoRA layers only when `use_dora` is true (it does not read "
+        "`fine_tune_type`); otherwise it builds LoRA layers and `load_weights(strict=False)` drops "
+        "the `m` magnitude tensors without a word. Before 0.13.1 there is no DoRA. The safe fix "
+        "writes `use_dora: true` when `fine_tune_type` is \"dora\" and the tensors hold `m`.",
+        fix=SOMETIMES_SAFE,
+    ),
+    Rule(
+        "AG933", "mlx-lm-target-full-fine-tune", ERROR,
+        "fine_tune_type \"full\" needs mlx-lm 0.19 or later",
+        "Full fine-tuning and `fine_tune_type` arrived together in mlx-lm 0.19.0 (#903). Older "
+        "releases ignore the key and try to wrap LoRA layers from `lora_layers` and "
+        "`lora_parameters` (null for a full fine-tune), so the weights cannot be loaded there.",
+    ),
+    Rule(
+        "AG934", "mlx-lm-target-tensors-ignored", ERROR,
+        "mlx-lm before 0.32 would load the adapter with some tensors silently ignored",
+        "Before 0.32.0 (#1727), `load_adapters` ends in `model.load_weights(..., strict=False)`: "
+        "tensors that no wrapped module takes (other leaves than lora_a/lora_b/m, `m` tensors when "
+        "DoRA is off, modules outside `lora_parameters.keys`, layers before the last `num_layers`) "
+        "are dropped without an error, and the adapter runs without them. mlx-lm 0.32 refuses such a "
+        "file, which the format rules (AG103, AG302, AG305, AG402) report; fix what they say.",
+    ),
+    Rule(
+        "AG935", "mlx-lm-target-default-keys", ERROR,
+        "without lora_parameters.keys, mlx-lm before 0.28.2 wraps only its per-model default modules",
+        "Until 0.28.2 (#515), `linear_to_lora_layers` without `keys` wrapped a default set per "
+        "model type (`self_attn.q_proj` and `self_attn.v_proj` for Llama-like models) and raised "
+        "for unknown types; since 0.28.2 it wraps every Linear, SwitchLinear and Embedding of the "
+        "layers, which is what the trainer then saves. Loaded on an older release, the other "
+        "modules' tensors are dropped silently. The safe fix writes `lora_parameters.keys` from the "
+        "tensors: newer releases then wrap only modules that have tensors, which changes nothing "
+        "(an unwrapped module had a zero `lora_b`).",
+        fix=SOMETIMES_SAFE,
+    ),
+    Rule(
+        "AG936", "mlx-lm-target-before-adapter-config", ERROR,
+        "mlx-lm before 0.6 reads no adapter_config.json, and this adapter needs it",
+        "Before 0.6.0 (#636), `load(..., adapter_file=...)` took one weights file and no config: "
+        "it rebuilt every module named in the file as a LoRALinear with its defaults, whose "
+        "scale is 10 x alpha 16 / rank 8 = 20 whatever the file's rank. An adapter trained with "
+        "another `scale`, a DoRA adapter (no DoRA before 0.13.1) or a full fine-tune loads "
+        "differently or not at all there. Use mlx-lm 0.6 or later.",
+    ),
+    Rule(
+        "AG937", "mlx-lm-target-negative-num-layers", ERROR,
+        "mlx-lm 0.19-0.21.4 skips the first layers for a negative num_layers",
+        "From 0.19.0 until 0.21.5 (#1294), `linear_to_lora_layers` wrapped "
+        "`model.layers[-min(num_layers, 0):]`: a positive count wrapped every layer (harmless), "
+        "but -1 wraps all layers but the first, and -k all but the first k. The tensors of the "
+        "skipped layers are dropped silently (strict=False). `num_layers: 0` means every layer on "
+        "every release since 0.19; this is not fixed because it changes what the config says.",
+    ),
+    Rule(
+        "AG938", "mlx-lm-target-switch-layout", ERROR,
+        "the expert (SwitchLinear) factors are in the other release's lora_a layout",
+        "mlx-lm 0.28.3 (#522) changed LoRASwitchLinear's `lora_a` from (r * experts, in) to "
+        "(experts, r, in); `lora_b` stayed (experts, out, r). A release of the other side loads the "
+        "factors without checking shapes (before 0.32) and the experts' forward pass fails or "
+        "computes garbage; 0.32 refuses the file. Load the adapter with a release of its own "
+        "layout, or reshape `lora_a` (the rank and experts are in `lora_b`).",
+    ),
+    Rule(
+        "AG939", "mlx-lm-target-alpha", ERROR,
+        "mlx-lm before 0.14.2 needs lora_parameters.alpha, and scales by scale x alpha / rank",
+        "Until 0.14.2 (#614), `linear_to_lora_layers` read `config[\"alpha\"]` (a config "
+        "without it raises KeyError) and the LoRA and DoRA layers used `scale * alpha / rank`; "
+        "since then `scale` is used as is and `alpha` is not read. The safe fix writes "
+        "`alpha` = `lora_parameters.rank`, which gives the old releases the same scale and "
+        "changes nothing for the new ones. An alpha the user wrote is never changed: when it "
+        "differs from the rank the old releases scale the adapter differently.",
+        fix=SOMETIMES_SAFE,
+    ),
     # (end of AG93x)
     #
     # -- AG94x: the mlx-vlm target (adapter_guard/targets/mlx_vlm.py) ------------------
