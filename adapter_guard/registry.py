@@ -1011,7 +1011,7 @@ RULES: dict[str, Rule] = _rules(
         "modules' tensors are dropped silently. The safe fix writes `lora_parameters.keys` from the "
         "tensors: newer releases then wrap only modules that have tensors, which changes nothing "
         "(an unwrapped module had a zero `lora_b`).",
-        fix=SOMETIMES_SAFE,
+        fix=ALWAYS_SAFE,
     ),
     Rule(
         "AG936", "mlx-lm-target-before-adapter-config", ERROR,

@@ -4,7 +4,7 @@ The corpus is every example adapter, every builder in tests/builders.py
 (written by stock mlx-lm), each also with fields dropped, nulled, contradicted
 or mirrored, its weights removed, or renamed to mlx-lm's pre-0.19 schema; and
 every real-PEFT sample (tests/peft_writers.py) with every corruption of
-``peft_writers.CORRUPTIONS``. Together every fixable rule fires. For each finding the lint emits:
+``peft_writers.CORRUPTIONS``, all linted with runtime targets set too. Together every fixable rule fires. For each finding the lint emits:
 a fix only on a rule that declares one, with a declared applicability; and a
 fix on every finding of a rule that declares one always.
 """
@@ -91,11 +91,19 @@ def _full_width_rank_adapter(adapter_dir: Path) -> Path:
     return builders._write_numpy_adapter(adapter_dir, tensors, config)
 
 
+#: Runtime targets whose rules carry fixes (mlx-lm before 0.19 and before 0.14.2), and the others,
+#: so their declarations are held to what they emit too.
+TARGETS = ("mlx-lm@0.18", "mlx-lm@0.13", "mlx-lm@0.21.4", "mlx-vlm@0.5", "peft@0.13", "vllm", "llama.cpp")
+
+
 def _lint_dir(target: Path, root: Path) -> list[tuple[str, object]]:
+    from adapter_guard.targets import parse_target
+
     path = target / "adapter_config.json"
     found = []
     for unsafe in (False, True):
-        settings = Settings(paths=[target], root=root, unsafe_fixes=unsafe)
+        targets = [parse_target(spec) for spec in TARGETS]
+        settings = Settings(paths=[target], root=root, unsafe_fixes=unsafe, targets=targets)
         findings, _, _ = lint(path, path.read_bytes(), settings)
         found += [(f"{target.name}: {f.code} {f.message}", f) for f in findings]
     return found

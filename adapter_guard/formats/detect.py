@@ -77,7 +77,9 @@ def detect(config: dict[str, Any] | None, files: AdapterFiles) -> Detection:
         return Detection(AdapterFormat.UNKNOWN, "no config and no weights file", "an adapter_config.json")
     if _legacy_vlm(config, shapes):
         return Detection(AdapterFormat.MLX_VLM_LEGACY, "top-level rank/alpha/dropout only (mlx-vlm <= 0.5)")
-    if "lora_layers" in config or ("use_dora" in config and "fine_tune_type" not in config):
+    # A file that spells both (`--fix --target mlx-lm@0.18` writes lora_layers beside num_layers, use_dora
+    # beside fine_tune_type) is a current one that older releases read too.
+    if ("lora_layers" in config and "num_layers" not in config) or ("use_dora" in config and "fine_tune_type" not in config):
         return Detection(AdapterFormat.MLX_LM_LEGACY, "`lora_layers` or `use_dora` (mlx-lm before 0.19)")
     if _new_vlm(config, shapes):
         return Detection(AdapterFormat.MLX_VLM, "only mlx-vlm's keys, with full module paths (mlx-vlm >= 0.6)")
