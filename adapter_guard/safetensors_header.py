@@ -40,8 +40,9 @@ from __future__ import annotations
 import json
 import os
 import stat
-from dataclasses import dataclass
 from typing import Callable, NamedTuple
+
+from .record import Record
 
 #: The largest header read: 32 MiB, a third of the format's own 100 MB
 #: (``MAX_HEADER_SIZE`` in the Rust crate). Real adapter headers take about 110
@@ -117,12 +118,15 @@ class TensorInfo(NamedTuple):
     end: int
 
 
-@dataclass(frozen=True)
-class Header:
-    tensors: dict[str, TensorInfo]  # in header order
-    metadata: dict[str, str] | None  # ``__metadata__``, None when absent or null
-    header_size: int  # N, the length of the JSON text
-    file_size: int
+class Header(Record):
+    __slots__ = ("tensors", "metadata", "header_size", "file_size")
+
+    def __init__(self, tensors: dict[str, TensorInfo], metadata: dict[str, str] | None, header_size: int,
+                 file_size: int) -> None:
+        self.tensors = tensors  # in header order
+        self.metadata = metadata  # ``__metadata__``, None when absent or null
+        self.header_size = header_size  # N, the length of the JSON text
+        self.file_size = file_size
 
     @property
     def data_size(self) -> int:
