@@ -23,13 +23,16 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from .formats.shared import base_layer_count
 from .infer import layer_path
 from .readers import read_base_config, read_config_bytes, read_weights_header
 from .record import MutableRecord, Record
 from .safetensors_header import HeaderError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the lint path
+if TYPE_CHECKING:
+    from typing import Any
 
 #: ``org/name``, as the Hugging Face Hub spells model repository ids.
 _REPO_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")

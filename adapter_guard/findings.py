@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from .record import MutableRecord, Record
 from .registry import RULES, Applicability
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the lint path
+if TYPE_CHECKING:
+    from typing import Any
+
 #: A location inside a JSON document: object keys (str) and list indices (int).
-JsonPath = tuple[Any, ...]
+JsonPath = tuple[str | int, ...]
 
 
 class Fix(Record):

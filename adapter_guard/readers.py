@@ -16,17 +16,19 @@ import os
 import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
 
 from . import jsondoc
 from .record import Record
 from .safetensors_header import Header, HeaderError, read_header
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the lint path
 if TYPE_CHECKING:
+    from typing import Any, Union
+
     from .lfs import LfsHeaders
 
-#: The run's Git LFS choice, or a function that makes it: called only when a pointer is met.
-LfsChoice = Union["LfsHeaders", Callable[[], "LfsHeaders"], None]
+    #: The run's Git LFS choice, or a function that makes it: called only when a pointer is met.
+    LfsChoice = Union[LfsHeaders, Callable[[], LfsHeaders], None]
 
 #: The largest adapter_config.json (or base config.json) read. Real ones are
 #: 1-40 kB; parsing with positions peaks at about 130 bytes per byte of JSON.

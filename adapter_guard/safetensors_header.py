@@ -40,7 +40,8 @@ from __future__ import annotations
 import json
 import os
 import stat
-from typing import Callable, NamedTuple
+from collections import namedtuple
+from collections.abc import Callable
 
 from .record import Record
 
@@ -108,14 +109,15 @@ class HeaderUnreadable(HeaderError):
         self.os_error = os_error
 
 
-class TensorInfo(NamedTuple):
-    """One header entry. A NamedTuple, not a dataclass: thousands are built per
-    file on the lint path, and a frozen dataclass costs three times as much."""
+class TensorInfo(namedtuple("TensorInfo", ["dtype", "shape", "begin", "end"])):
+    """One header entry: ``dtype`` (str), ``shape`` (tuple of int), and ``begin`` and ``end``,
+    offsets into the data region, which starts at 8 + header_size.
 
-    dtype: str
-    shape: tuple[int, ...]
-    begin: int  # offsets into the data region, which starts at 8 + header_size
-    end: int
+    A named tuple, not a dataclass: thousands are built per file on the lint path,
+    and a frozen dataclass costs three times as much (and ``collections.namedtuple``,
+    not ``typing.NamedTuple``, which would import ``typing``)."""
+
+    __slots__ = ()
 
 
 class Header(Record):

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from .record import MutableRecord
 from .registry import enabled_codes, unknown_selectors
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the lint path
 if TYPE_CHECKING:
+    from typing import Any
+
     from .lfs import LfsHeaders
 
 CONFIG_KEYS = {

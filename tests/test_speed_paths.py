@@ -205,11 +205,12 @@ def test_a_plain_lint_of_an_mlx_adapter_imports_neither_lfs_nor_the_peft_rules(t
 
 
 @pytest.mark.parametrize("adapter", ["examples/clean-llama", "examples/peft-clean", "vlm"])
-def test_a_plain_lint_imports_no_dataclasses(tree, adapter):
+def test_a_plain_lint_imports_neither_dataclasses_nor_typing(tree, adapter):
     """Importing ``dataclasses`` (with ``inspect``, ``ast``, ``dis``) and building dataclasses took
-    more of a one-adapter run's start-up than the lint: the plain path uses ``record`` classes."""
+    more of a one-adapter run's start-up than the lint: the plain path uses ``record`` classes,
+    and imports ``typing`` only for type checkers."""
     path = adapter if adapter != "vlm" else str(min((tree / "vlm").iterdir()).relative_to(tree))
-    heavy = ("dataclasses", "inspect", "ast", "dis")
+    heavy = ("dataclasses", "inspect", "ast", "dis", "typing")
     child = f"import sys; from adapter_guard.entry import main; main(sys.argv[1:]); print([m for m in {heavy!r} if m in sys.modules])"
     proc = subprocess.run([sys.executable, "-c", child, path], cwd=tree, capture_output=True, text=True)
     assert proc.stderr == "" and len(proc.stdout.splitlines()) >= 2  # it linted, and reported

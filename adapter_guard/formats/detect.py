@@ -9,10 +9,13 @@ engine has read anyway, and nothing else.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
 
 from ..readers import MLX_WEIGHTS, NPZ_WEIGHTS, PEFT_BIN_WEIGHTS, PEFT_WEIGHTS, AdapterFiles
 from ..record import Record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the lint path
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class AdapterFormat(str, Enum):

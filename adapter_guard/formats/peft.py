@@ -12,13 +12,16 @@ import re
 import signal
 import threading
 from contextlib import contextmanager
-from typing import Any, Iterator
 
 from ..findings import Fix
 from ..readers import PEFT_BIN_WEIGHTS, PEFT_WEIGHTS, MLX_WEIGHTS, AdapterFiles
 from ..record import MutableRecord
 from ..registry import SAFE
 from .shared import Emitter, ModuleWidths, base_width_rules, is_int, is_number, names, pickle_rules, weights_shapes
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the lint path
+if TYPE_CHECKING:
+    from typing import Any, Iterator
 
 #: Every key of a PEFT model's state dict starts here; PEFT strips it to find the module.
 PREFIX = "base_model.model."

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from .. import jsondoc
 from ..findings import Finding, Fix, JsonPath
 from ..infer import AdapterShape
 from ..readers import AdapterFiles
 from ..record import MutableRecord, Record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the lint path
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Weight formats that can execute code or hold pickled objects when loaded.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".npz")
