@@ -34,8 +34,8 @@ class Settings(MutableRecord):
                  "exit_non_zero_on_fix", "fail_on", "base_model", "base_model_origin", "fetch_base_config", "smoke",
                  "require_smoke", "gpt_oss", "verbose", "lfs_headers", "lfs_credentials", "targets", "plans_fixes",
                  "root", "config_file", "_enabled", "_lfs")
-    #: What the repr and comparison show: not the run's caches.
-    _fields = __slots__[:-2]
+    #: What the repr and comparison show: not the run's caches (the private slots).
+    _fields = tuple(name for name in __slots__ if not name.startswith("_"))
 
     def __init__(
         self,
