@@ -22,14 +22,17 @@ import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from .formats.shared import base_layer_count
 from .infer import layer_path
 from .readers import read_base_config, read_config_bytes, read_weights_header
+from .record import MutableRecord, Record
 from .safetensors_header import HeaderError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the lint path
+if TYPE_CHECKING:
+    from typing import Any
 
 #: ``org/name``, as the Hugging Face Hub spells model repository ids.
 _REPO_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
@@ -44,14 +47,16 @@ NAME_KEYS = ("model", "base_model_name_or_path")
 MAX_WEIGHT_SHARDS = 256
 
 
-@dataclass(frozen=True)
-class Base:
+class Base(Record):
     """A base model's parsed ``config.json`` and where it came from."""
 
-    config: dict[str, Any]
-    config_path: Path
-    #: How it was found, for messages: "--base-model", "beside the adapter", ...
-    origin: str
+    __slots__ = ("config", "config_path", "origin")
+
+    def __init__(self, config: dict[str, Any], config_path: Path, origin: str) -> None:
+        self.config = config
+        self.config_path = config_path
+        #: How it was found, for messages: "--base-model", "beside the adapter", ...
+        self.origin = origin
 
     @property
     def directory(self) -> Path:
@@ -65,13 +70,16 @@ class Base:
         return f"{self.config_path}, {self.origin}"
 
 
-@dataclass
-class BaseLookup:
-    base: Base | None = None
-    #: Findings the lookup itself makes: (code, message, the adapter-config key it concerns).
-    problems: list[tuple[str, str, str | None]] = field(default_factory=list)
-    #: Why no base was found (empty when one was), for the findings that needed one.
-    reason: str = ""
+class BaseLookup(MutableRecord):
+    __slots__ = ("base", "problems", "reason")
+
+    def __init__(self, base: Base | None = None, problems: list[tuple[str, str, str | None]] | None = None,
+                 reason: str = "") -> None:
+        self.base = base
+        #: Findings the lookup itself makes: (code, message, the adapter-config key it concerns).
+        self.problems = [] if problems is None else problems
+        #: Why no base was found (empty when one was), for the findings that needed one.
+        self.reason = reason
 
 
 def usable_base_config(config_path: Path) -> tuple[dict[str, Any] | None, str]:

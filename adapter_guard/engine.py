@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from .findings import FileResult, Finding
 from .formats import lint_config, lint_lone_weights
 from .formats.shared import parse_config
 from .readers import WEIGHTS_NAMES, AdapterFiles, read_adapter_files, read_config_bytes, use_fast_header_parser
+from .record import Record
 from .registry import ERROR, INFO, SAFE, UNSAFE, WARNING, Applicability
 from .settings import Settings
 
@@ -70,15 +70,18 @@ def _resolved(root: Path) -> Path:
     return root.resolve()
 
 
-@dataclass(frozen=True)
-class AdapterRead:
+class AdapterRead(Record):
     """What one adapter directory holds besides the config, read once per config."""
 
-    files: AdapterFiles
-    #: The base model's config.json and where it came from, or why there is none.
-    base: BaseLookup
-    #: Per layer prefix, the modules mlx-lm's default key set wraps (the base weights' headers).
-    base_modules: dict[str, frozenset[str]] | None = None
+    __slots__ = ("files", "base", "base_modules")
+
+    def __init__(self, files: AdapterFiles, base: BaseLookup,
+                 base_modules: dict[str, frozenset[str]] | None = None) -> None:
+        self.files = files
+        #: The base model's config.json and where it came from, or why there is none.
+        self.base = base
+        #: Per layer prefix, the modules mlx-lm's default key set wraps (the base weights' headers).
+        self.base_modules = base_modules
 
 
 def read_adapter(path: Path, settings: Settings, config: dict) -> AdapterRead:

@@ -2,38 +2,45 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
+from .record import MutableRecord, Record
 from .registry import RULES, Applicability
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the lint path
+if TYPE_CHECKING:
+    from typing import Any
+
 #: A location inside a JSON document: object keys (str) and list indices (int).
-JsonPath = tuple[Any, ...]
+JsonPath = tuple[str | int, ...]
 
 
-@dataclass(frozen=True)
-class Fix:
+class Fix(Record):
     """Set each JSON path to a value; the edit engine turns that into text edits.
 
     Missing parent objects on a path are created. Values are plain JSON values.
     """
 
-    applicability: Applicability
-    sets: tuple[tuple[JsonPath, Any], ...]
-    description: str
+    __slots__ = ("applicability", "sets", "description")
+
+    def __init__(self, applicability: Applicability, sets: tuple[tuple[JsonPath, Any], ...], description: str) -> None:
+        self.applicability = applicability
+        self.sets = sets
+        self.description = description
 
 
-@dataclass
-class Finding:
-    code: str
-    path: str
-    message: str
-    #: Where in the JSON document the finding points (for line numbers).
-    json_path: JsonPath | None = None
-    fix: Fix | None = None
-    fixed: bool = False
-    line: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+class Finding(MutableRecord):
+    __slots__ = ("code", "path", "message", "json_path", "fix", "fixed", "line", "extra")
+
+    def __init__(self, code: str, path: str, message: str, json_path: JsonPath | None = None, fix: Fix | None = None,
+                 fixed: bool = False, line: int | None = None, extra: dict[str, Any] | None = None) -> None:
+        self.code = code
+        self.path = path
+        self.message = message
+        #: Where in the JSON document the finding points (for line numbers).
+        self.json_path = json_path
+        self.fix = fix
+        self.fixed = fixed
+        self.line = line
+        self.extra = {} if extra is None else extra
 
     @property
     def rule(self):
@@ -69,24 +76,28 @@ class Finding:
         return data
 
 
-@dataclass
-class FileResult:
+class FileResult(MutableRecord):
     """Everything adapter-guard learnt about one adapter_config.json."""
 
-    path: str
-    findings: list[Finding] = field(default_factory=list)
-    #: Unified diff of the planned or applied fix, if any.
-    diff: str = ""
-    #: Whether the file on disk was rewritten.
-    written: bool = False
-    #: A message for a write that failed (read-only directory, symlink, ...).
-    write_error: str | None = None
-    #: Extra report lines from the MLX checks (e.g. per-scenario figures).
-    notes: list[str] = field(default_factory=list)
-    #: The deep checks that actually ran on this adapter ("smoke", "gpt-oss").
-    checks: set[str] = field(default_factory=set)
-    #: Per --target label, the adapter's verdict there: "ok", "warns", "fails" or "n/a" (targets.matrix_cell).
-    targets: dict[str, str] = field(default_factory=dict)
-    #: The adapter's format as detected ("mlx-lm", "peft-lora", ...; see formats.detect), None when
-    #: the config could not be read or parsed.
-    format: str | None = None
+    __slots__ = ("path", "findings", "diff", "written", "write_error", "notes", "checks", "targets", "format")
+
+    def __init__(self, path: str, findings: list[Finding] | None = None, diff: str = "", written: bool = False,
+                 write_error: str | None = None, notes: list[str] | None = None, checks: set[str] | None = None,
+                 targets: dict[str, str] | None = None, format: str | None = None) -> None:
+        self.path = path
+        self.findings = [] if findings is None else findings
+        #: Unified diff of the planned or applied fix, if any.
+        self.diff = diff
+        #: Whether the file on disk was rewritten.
+        self.written = written
+        #: A message for a write that failed (read-only directory, symlink, ...).
+        self.write_error = write_error
+        #: Extra report lines from the MLX checks (e.g. per-scenario figures).
+        self.notes = [] if notes is None else notes
+        #: The deep checks that actually ran on this adapter ("smoke", "gpt-oss").
+        self.checks = set() if checks is None else checks
+        #: Per --target label, the adapter's verdict there: "ok", "warns", "fails" or "n/a" (targets.matrix_cell).
+        self.targets = {} if targets is None else targets
+        #: The adapter's format as detected ("mlx-lm", "peft-lora", ...; see formats.detect), None when
+        #: the config could not be read or parsed.
+        self.format = format

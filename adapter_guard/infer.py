@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+
+from .record import MutableRecord, Record
 
 ADAPTER_LEAVES = frozenset({"lora_a", "lora_b", "m"})
 
@@ -23,16 +24,18 @@ Shape = tuple[int, ...]
 _LAYER_RE = re.compile(r"^(?P<prefix>(?:.*\.)?layers)\.(?P<index>\d{1,4000})(?:\.(?P<rest>.+))?$")
 
 
-@dataclass(frozen=True)
-class RankResult:
+class RankResult(Record):
     """The rank of one module, or why there is none."""
 
-    rank: int | None
-    layout: str  # "linear", "switch", "legacy-switch", or "unknown"
-    reason: str | None = None  # set when rank is None
-    #: The pair is in PEFT's orientation, not MLX's (``peft_oriented``): kept with the
-    #: memoised rank so the lint needs no second pass over the modules to find such pairs.
-    peft_oriented: bool = False
+    __slots__ = ("rank", "layout", "reason", "peft_oriented")
+
+    def __init__(self, rank: int | None, layout: str, reason: str | None = None, peft_oriented: bool = False) -> None:
+        self.rank = rank
+        self.layout = layout  # "linear", "switch", "legacy-switch", or "unknown"
+        self.reason = reason  # set when rank is None
+        #: The pair is in PEFT's orientation, not MLX's (``peft_oriented``): kept with the
+        #: memoised rank so the lint needs no second pass over the modules to find such pairs.
+        self.peft_oriented = peft_oriented
 
 
 def infer_rank(lora_a: Sequence[int], lora_b: Sequence[int]) -> RankResult:
@@ -124,11 +127,13 @@ def split_tensor_name(name: str) -> tuple[str, str]:
     return module, leaf
 
 
-@dataclass(frozen=True)
-class LayerPath:
-    prefix: str  # e.g. "model.layers" or "language_model.model.layers"
-    index: int
-    relative: str  # layer-relative module name, e.g. "self_attn.q_proj"
+class LayerPath(Record):
+    __slots__ = ("prefix", "index", "relative")
+
+    def __init__(self, prefix: str, index: int, relative: str) -> None:
+        self.prefix = prefix  # e.g. "model.layers" or "language_model.model.layers"
+        self.index = index
+        self.relative = relative  # layer-relative module name, e.g. "self_attn.q_proj"
 
 
 def layer_path(module: str) -> LayerPath | None:
@@ -149,37 +154,55 @@ def _split_layer_path(module: str) -> LayerPath | None:
 _cached_layer_path = lru_cache(maxsize=16384)(_split_layer_path)
 
 
-@dataclass(slots=True)
-class ModuleShapes:
-    path: str
-    lora_a: Shape | None = None
-    lora_b: Shape | None = None
-    m: Shape | None = None
-    rank: RankResult | None = None
+class ModuleShapes(MutableRecord):
+    __slots__ = ("path", "lora_a", "lora_b", "m", "rank")
+
+    def __init__(self, path: str, lora_a: Shape | None = None, lora_b: Shape | None = None, m: Shape | None = None,
+                 rank: RankResult | None = None) -> None:
+        self.path = path
+        self.lora_a = lora_a
+        self.lora_b = lora_b
+        self.m = m
+        self.rank = rank
 
 
-@dataclass
-class AdapterShape:
+class AdapterShape(MutableRecord):
     """What a set of adapter tensors proves about its config."""
 
-    modules: dict[str, ModuleShapes] = field(default_factory=dict)
-    #: Tensors whose last name part is not lora_a / lora_b / m.
-    foreign: list[str] = field(default_factory=list)
-    #: Modules with only one LoRA factor: path -> the factor present.
-    unpaired: dict[str, str] = field(default_factory=dict)
-    #: Modules whose rank is contradicted: path -> reason.
-    contradicted: dict[str, str] = field(default_factory=dict)
-    #: Modules whose factors are in PEFT's orientation (``peft_oriented``), in tensor order.
-    peft_oriented: list[str] = field(default_factory=list)
-    #: Inferred rank -> modules that have it.
-    ranks: dict[int, list[str]] = field(default_factory=dict)
-    #: Layer indices that carry adapter tensors, per layer prefix.
-    layer_indices: dict[str, set[int]] = field(default_factory=dict)
-    #: Layer-relative names of modules inside layers.
-    relative_keys: set[str] = field(default_factory=set)
-    #: Full paths of modules outside any transformer layer.
-    outer_keys: set[str] = field(default_factory=set)
-    has_m: bool = False
+    __slots__ = ("modules", "foreign", "unpaired", "contradicted", "peft_oriented", "ranks", "layer_indices",
+                 "relative_keys", "outer_keys", "has_m")
+
+    def __init__(
+        self,
+        modules: dict[str, ModuleShapes] | None = None,
+        foreign: list[str] | None = None,
+        unpaired: dict[str, str] | None = None,
+        contradicted: dict[str, str] | None = None,
+        peft_oriented: list[str] | None = None,
+        ranks: dict[int, list[str]] | None = None,
+        layer_indices: dict[str, set[int]] | None = None,
+        relative_keys: set[str] | None = None,
+        outer_keys: set[str] | None = None,
+        has_m: bool = False,
+    ) -> None:
+        self.modules = {} if modules is None else modules
+        #: Tensors whose last name part is not lora_a / lora_b / m.
+        self.foreign = [] if foreign is None else foreign
+        #: Modules with only one LoRA factor: path -> the factor present.
+        self.unpaired = {} if unpaired is None else unpaired
+        #: Modules whose rank is contradicted: path -> reason.
+        self.contradicted = {} if contradicted is None else contradicted
+        #: Modules whose factors are in PEFT's orientation (``peft_oriented``), in tensor order.
+        self.peft_oriented = [] if peft_oriented is None else peft_oriented
+        #: Inferred rank -> modules that have it.
+        self.ranks = {} if ranks is None else ranks
+        #: Layer indices that carry adapter tensors, per layer prefix.
+        self.layer_indices = {} if layer_indices is None else layer_indices
+        #: Layer-relative names of modules inside layers.
+        self.relative_keys = set() if relative_keys is None else relative_keys
+        #: Full paths of modules outside any transformer layer.
+        self.outer_keys = set() if outer_keys is None else outer_keys
+        self.has_m = has_m
 
     @property
     def rank(self) -> int | None:

@@ -21,12 +21,16 @@ import math
 import os
 import re
 import sys
+from collections import namedtuple
 from collections.abc import Iterable, Sequence
 from json.decoder import scanstring
 from json.scanner import NUMBER_RE
-from typing import Any, NamedTuple
 
-JsonPath = tuple[Any, ...]
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the lint path
+if TYPE_CHECKING:
+    from typing import Any
+
+JsonPath = tuple[str | int, ...]
 
 #: Deepest nesting ``load`` accepts. Real configs are 2-3 levels deep; the
 #: bound keeps the C parser far from Python's recursion limit.
@@ -61,12 +65,12 @@ class JsonDocError(ValueError):
         return f"{self.message} (line {self.line}, column {self.column})"
 
 
-class Edit(NamedTuple):
-    """Replace ``text[start:end]`` of the original with ``text``."""
+class Edit(namedtuple("Edit", ["start", "end", "text"])):
+    """Replace ``text[start:end]`` of the original with ``text`` (start and end: int, text: str).
 
-    start: int
-    end: int
-    text: str
+    A ``collections.namedtuple``: ``typing.NamedTuple`` would import ``typing`` on the lint path."""
+
+    __slots__ = ()
 
 
 def format_path(path: JsonPath) -> str:

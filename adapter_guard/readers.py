@@ -14,19 +14,21 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass, field
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
 
 from . import jsondoc
+from .record import Record
 from .safetensors_header import Header, HeaderError, read_header
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the lint path
 if TYPE_CHECKING:
+    from typing import Any, Union
+
     from .lfs import LfsHeaders
 
-#: The run's Git LFS choice, or a function that makes it: called only when a pointer is met.
-LfsChoice = Union["LfsHeaders", Callable[[], "LfsHeaders"], None]
+    #: The run's Git LFS choice, or a function that makes it: called only when a pointer is met.
+    LfsChoice = Union[LfsHeaders, Callable[[], LfsHeaders], None]
 
 #: The largest adapter_config.json (or base config.json) read. Real ones are
 #: 1-40 kB; parsing with positions peaks at about 130 bytes per byte of JSON.
@@ -112,25 +114,30 @@ def use_fast_header_parser() -> bool:
     return True
 
 
-@dataclass(frozen=True)
-class WeightsFile:
+class WeightsFile(Record):
     """One weights file as read: its tensor shapes, or why they could not be read."""
 
-    name: str
-    shapes: dict[str, tuple[int, ...]] | None = None
-    error: str | None = None
-    #: The file is a Git LFS pointer whose header was not fetched: why, and how to fetch it.
-    not_fetched: str | None = None
+    __slots__ = ("name", "shapes", "error", "not_fetched")
+
+    def __init__(self, name: str, shapes: dict[str, tuple[int, ...]] | None = None, error: str | None = None,
+                 not_fetched: str | None = None) -> None:
+        self.name = name
+        self.shapes = shapes
+        self.error = error
+        #: The file is a Git LFS pointer whose header was not fetched: why, and how to fetch it.
+        self.not_fetched = not_fetched
 
 
-@dataclass(frozen=True)
-class AdapterFiles:
+class AdapterFiles(Record):
     """What sits in an adapter directory, as plain values for the rules."""
 
-    #: Every entry's name, mapped to whether it is a regular file (links followed).
-    entries: dict[str, bool] = field(default_factory=dict)
-    #: The safetensors weights files that were read, by name.
-    weights: dict[str, WeightsFile] = field(default_factory=dict)
+    __slots__ = ("entries", "weights")
+
+    def __init__(self, entries: dict[str, bool] | None = None, weights: dict[str, WeightsFile] | None = None) -> None:
+        #: Every entry's name, mapped to whether it is a regular file (links followed).
+        self.entries = {} if entries is None else entries
+        #: The safetensors weights files that were read, by name.
+        self.weights = {} if weights is None else weights
 
 
 def listing(scanned: list[os.DirEntry]) -> dict[str, bool]:

@@ -26,8 +26,9 @@ writes one format's keys into another's config.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from enum import Enum
+
+from .record import Record
 
 ERROR = "error"
 WARNING = "warning"
@@ -68,17 +69,17 @@ UNSAFE = Applicability.UNSAFE
 DISPLAY_ONLY = Applicability.DISPLAY_ONLY
 
 
-@dataclass(frozen=True)
-class Fixability:
+class Fixability(Record):
     """What a rule declares about its fixes: how often one comes, and how sure each may be.
 
     tests/test_fix_declarations.py runs the fixture corpus and checks every emitted fix against it.
     """
 
-    availability: Availability
-    applicabilities: frozenset[Applicability] = frozenset()
+    __slots__ = ("availability", "applicabilities")
 
-    def __post_init__(self) -> None:
+    def __init__(self, availability: Availability, applicabilities: frozenset[Applicability] = frozenset()) -> None:
+        self.availability = availability
+        self.applicabilities = applicabilities
         if (self.availability is Availability.NEVER) != (not self.applicabilities):
             raise ValueError(f"a fix that is {self.availability} cannot have applicabilities {set(self.applicabilities)}")
 
@@ -126,14 +127,17 @@ ALWAYS_UNSAFE = fixability(Availability.ALWAYS, UNSAFE)
 SOMETIMES_SAFE = fixability(Availability.SOMETIMES, SAFE)
 
 
-@dataclass(frozen=True)
-class Rule:
-    code: str
-    name: str
-    severity: str
-    summary: str
-    explanation: str
-    fix: Fixability = NOT_FIXABLE
+class Rule(Record):
+    __slots__ = ("code", "name", "severity", "summary", "explanation", "fix")
+
+    def __init__(self, code: str, name: str, severity: str, summary: str, explanation: str,
+                 fix: Fixability = NOT_FIXABLE) -> None:
+        self.code = code
+        self.name = name
+        self.severity = severity
+        self.summary = summary
+        self.explanation = explanation
+        self.fix = fix
 
     @property
     def url(self) -> str:

@@ -40,8 +40,10 @@ from __future__ import annotations
 import json
 import os
 import stat
-from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from collections import namedtuple
+from collections.abc import Callable
+
+from .record import Record
 
 #: The largest header read: 32 MiB, a third of the format's own 100 MB
 #: (``MAX_HEADER_SIZE`` in the Rust crate). Real adapter headers take about 110
@@ -107,22 +109,26 @@ class HeaderUnreadable(HeaderError):
         self.os_error = os_error
 
 
-class TensorInfo(NamedTuple):
-    """One header entry. A NamedTuple, not a dataclass: thousands are built per
-    file on the lint path, and a frozen dataclass costs three times as much."""
+class TensorInfo(namedtuple("TensorInfo", ["dtype", "shape", "begin", "end"])):
+    """One header entry: ``dtype`` (str), ``shape`` (tuple of int), and ``begin`` and ``end``,
+    offsets into the data region, which starts at 8 + header_size.
 
-    dtype: str
-    shape: tuple[int, ...]
-    begin: int  # offsets into the data region, which starts at 8 + header_size
-    end: int
+    A named tuple, not a dataclass: thousands are built per file on the lint path,
+    and a frozen dataclass costs three times as much (and ``collections.namedtuple``,
+    not ``typing.NamedTuple``, which would import ``typing``)."""
+
+    __slots__ = ()
 
 
-@dataclass(frozen=True)
-class Header:
-    tensors: dict[str, TensorInfo]  # in header order
-    metadata: dict[str, str] | None  # ``__metadata__``, None when absent or null
-    header_size: int  # N, the length of the JSON text
-    file_size: int
+class Header(Record):
+    __slots__ = ("tensors", "metadata", "header_size", "file_size")
+
+    def __init__(self, tensors: dict[str, TensorInfo], metadata: dict[str, str] | None, header_size: int,
+                 file_size: int) -> None:
+        self.tensors = tensors  # in header order
+        self.metadata = metadata  # ``__metadata__``, None when absent or null
+        self.header_size = header_size  # N, the length of the JSON text
+        self.file_size = file_size
 
     @property
     def data_size(self) -> int:

@@ -7,13 +7,15 @@ and are overridden by the command line, as in ruff.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
+from .record import MutableRecord
 from .registry import enabled_codes, unknown_selectors
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the lint path
 if TYPE_CHECKING:
+    from typing import Any
+
     from .lfs import LfsHeaders
 
 CONFIG_KEYS = {
@@ -27,44 +29,79 @@ class SettingsError(ValueError):
     """A bad setting in pyproject.toml or on the command line (exit code 2)."""
 
 
-@dataclass
-class Settings:
-    paths: list[Path] = field(default_factory=lambda: [Path(".")])
-    fix: bool = False
-    unsafe_fixes: bool = False
-    diff: bool = False
-    select: list[str] | None = None
-    ignore: list[str] = field(default_factory=list)
-    exclude: list[str] = field(default_factory=list)
-    force_exclude: bool = False
-    output_format: str = "text"
-    exit_non_zero_on_fix: bool = False
-    fail_on: str = "warning"
-    base_model: Path | None = None
-    #: Where base_model was set, for messages: "--base-model" or "base-model in <pyproject>".
-    base_model_origin: str = "--base-model"
-    #: Fetch a base's config.json from the Hugging Face Hub when no local copy is found.
-    fetch_base_config: bool = False
-    smoke: bool = False
-    require_smoke: bool = False
-    gpt_oss: bool = False
-    verbose: bool = False
-    #: Read the headers of Git LFS objects from the LFS server; None: on in GitHub Actions only.
-    lfs_headers: bool | None = None
-    #: Answer the LFS server's 401 with git's credential helper (opt-in).
-    lfs_credentials: bool = False
-    #: Runtime targets (``--target`` / ``targets``), parsed (``adapter_guard.targets.Target``).
-    targets: list = field(default_factory=list)
-    #: Whether fixes are planned (and diffs made) when nothing is written: for
-    #: --diff, the markdown report and the GitHub outputs. The CLI turns it off
-    #: for a plain lint, which then skips re-linting every fixed text.
-    plans_fixes: bool = True
-    #: The directory fixes may write in; links that leave it are never followed for writes.
-    root: Path = field(default_factory=Path.cwd)
-    #: Where the pyproject settings came from, for messages.
-    config_file: Path | None = None
-    _enabled: tuple | None = field(default=None, repr=False, compare=False)
-    _lfs: LfsHeaders | None = field(default=None, repr=False, compare=False)
+class Settings(MutableRecord):
+    __slots__ = ("paths", "fix", "unsafe_fixes", "diff", "select", "ignore", "exclude", "force_exclude", "output_format",
+                 "exit_non_zero_on_fix", "fail_on", "base_model", "base_model_origin", "fetch_base_config", "smoke",
+                 "require_smoke", "gpt_oss", "verbose", "lfs_headers", "lfs_credentials", "targets", "plans_fixes",
+                 "root", "config_file", "_enabled", "_lfs")
+    #: What the repr and comparison show: not the run's caches (the private slots).
+    _fields = tuple(name for name in __slots__ if not name.startswith("_"))
+
+    def __init__(
+        self,
+        paths: list[Path] | None = None,
+        fix: bool = False,
+        unsafe_fixes: bool = False,
+        diff: bool = False,
+        select: list[str] | None = None,
+        ignore: list[str] | None = None,
+        exclude: list[str] | None = None,
+        force_exclude: bool = False,
+        output_format: str = "text",
+        exit_non_zero_on_fix: bool = False,
+        fail_on: str = "warning",
+        base_model: Path | None = None,
+        base_model_origin: str = "--base-model",
+        fetch_base_config: bool = False,
+        smoke: bool = False,
+        require_smoke: bool = False,
+        gpt_oss: bool = False,
+        verbose: bool = False,
+        lfs_headers: bool | None = None,
+        lfs_credentials: bool = False,
+        targets: list | None = None,
+        plans_fixes: bool = True,
+        root: Path | None = None,
+        config_file: Path | None = None,
+        _enabled: tuple | None = None,
+        _lfs: LfsHeaders | None = None,
+    ) -> None:
+        self.paths = [Path(".")] if paths is None else paths
+        self.fix = fix
+        self.unsafe_fixes = unsafe_fixes
+        self.diff = diff
+        self.select = select
+        self.ignore = [] if ignore is None else ignore
+        self.exclude = [] if exclude is None else exclude
+        self.force_exclude = force_exclude
+        self.output_format = output_format
+        self.exit_non_zero_on_fix = exit_non_zero_on_fix
+        self.fail_on = fail_on
+        self.base_model = base_model
+        #: Where base_model was set, for messages: "--base-model" or "base-model in <pyproject>".
+        self.base_model_origin = base_model_origin
+        #: Fetch a base's config.json from the Hugging Face Hub when no local copy is found.
+        self.fetch_base_config = fetch_base_config
+        self.smoke = smoke
+        self.require_smoke = require_smoke
+        self.gpt_oss = gpt_oss
+        self.verbose = verbose
+        #: Read the headers of Git LFS objects from the LFS server; None: on in GitHub Actions only.
+        self.lfs_headers = lfs_headers
+        #: Answer the LFS server's 401 with git's credential helper (opt-in).
+        self.lfs_credentials = lfs_credentials
+        #: Runtime targets (``--target`` / ``targets``), parsed (``adapter_guard.targets.Target``).
+        self.targets = [] if targets is None else targets
+        #: Whether fixes are planned (and diffs made) when nothing is written: for
+        #: --diff, the markdown report and the GitHub outputs. The CLI turns it off
+        #: for a plain lint, which then skips re-linting every fixed text.
+        self.plans_fixes = plans_fixes
+        #: The directory fixes may write in; links that leave it are never followed for writes.
+        self.root = Path.cwd() if root is None else root
+        #: Where the pyproject settings came from, for messages.
+        self.config_file = config_file
+        self._enabled = _enabled
+        self._lfs = _lfs
 
     def lfs(self) -> LfsHeaders:
         """The run's Git LFS choice, made once: its fetcher caches headers by oid for the run.

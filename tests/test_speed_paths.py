@@ -204,6 +204,40 @@ def test_a_plain_lint_of_an_mlx_adapter_imports_neither_lfs_nor_the_peft_rules(t
     assert peft.stdout.splitlines()[-1] == "['adapter_guard.formats.peft']"
 
 
+@pytest.mark.parametrize("adapter", ["examples/clean-llama", "examples/peft-clean", "vlm"])
+def test_a_plain_lint_imports_neither_dataclasses_nor_typing(tree, adapter):
+    """Importing ``dataclasses`` (with ``inspect``, ``ast``, ``dis``) and building dataclasses took
+    more of a one-adapter run's start-up than the lint: the plain path uses ``record`` classes,
+    and imports ``typing`` only for type checkers."""
+    path = adapter if adapter != "vlm" else str(min((tree / "vlm").iterdir()).relative_to(tree))
+    heavy = ("dataclasses", "inspect", "ast", "dis", "typing")
+    child = f"import sys; from adapter_guard.entry import main; main(sys.argv[1:]); print([m for m in {heavy!r} if m in sys.modules])"
+    proc = subprocess.run([sys.executable, "-c", child, path], cwd=tree, capture_output=True, text=True)
+    assert proc.stderr == "" and len(proc.stdout.splitlines()) >= 2  # it linted, and reported
+    assert proc.stdout.splitlines()[-1] == "[]"
+
+
+def test_records_compare_and_hash_as_the_dataclasses_did():
+    from adapter_guard.findings import Finding, Fix
+    from adapter_guard.infer import AdapterShape
+    from adapter_guard.record import replace
+    from adapter_guard.registry import SAFE
+
+    fix = Fix(SAFE, ((("r",), 8),), "set r")
+    assert fix == Fix(SAFE, ((("r",), 8),), "set r") and hash(fix) == hash(Fix(SAFE, ((("r",), 8),), "set r"))
+    assert fix != Fix(SAFE, ((("r",), 16),), "set r")
+    assert repr(fix) == "Fix(applicability=<Applicability.SAFE: 'safe'>, sets=((('r',), 8),), description='set r')"
+    finding = Finding("AG201", "a/adapter_config.json", "m", fix=fix)
+    assert finding == Finding("AG201", "a/adapter_config.json", "m", fix=fix) and finding.extra == {}
+    with pytest.raises(TypeError):  # mutable, like a dataclass that is not frozen
+        hash(finding)
+    assert Finding("AG201", "p", "m").extra is not Finding("AG201", "p", "m").extra  # a fresh default each
+    shape = AdapterShape(ranks={8: ["a"]}, has_m=True)
+    changed = replace(shape, ranks={})
+    assert (changed.ranks, changed.has_m, shape.ranks) == ({}, True, {8: ["a"]})
+    assert Settings(fix=True) == Settings(fix=True, root=Path.cwd()) != Settings(root=Path.cwd())
+
+
 def test_an_option_still_goes_through_click(tree):
     child = "import sys; from adapter_guard.entry import main; main(sys.argv[1:]); print('click' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", child, "--fail-on", "never", "examples"], cwd=tree,

@@ -16,14 +16,16 @@ None of them reads a file: ``adapter_guard.readers`` does that.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..findings import Finding
 from ..readers import MLX_WEIGHTS, NPZ_WEIGHTS, AdapterFiles
 from . import mlx_lm, mlx_lm_legacy, mlx_vlm
 from .conversions import mlx_widths, transposed_rule
 from .detect import AdapterFormat, Detection, detect
 from .shared import Emitter, Inputs, base_width_rules
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the lint path
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["AdapterFormat", "Detection", "detect", "lint_config", "lint_lone_weights"]
 

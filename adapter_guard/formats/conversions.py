@@ -8,9 +8,8 @@ pair whose axes disagree. Either way no rank may be read from it.
 
 from __future__ import annotations
 
-import dataclasses
-
 from ..infer import AdapterShape, peft_oriented
+from ..record import replace
 from .shared import Emitter, ModuleWidths, names
 
 __all__ = ["mlx_widths", "peft_oriented", "reported_contradictions", "transposed_modules", "transposed_rule"]
@@ -44,7 +43,7 @@ def transposed_rule(shape: AdapterShape, emit: Emitter) -> AdapterShape:
     contradicted = dict(shape.contradicted)
     for path in transposed:
         contradicted[path] = "the factors are in PEFT orientation (AG831); no rank is read from them"
-    return dataclasses.replace(shape, ranks={r: p for r, p in ranks.items() if p}, contradicted=contradicted)
+    return replace(shape, ranks={r: p for r, p in ranks.items() if p}, contradicted=contradicted)
 
 
 def reported_contradictions(shape: AdapterShape) -> dict[str, str]:

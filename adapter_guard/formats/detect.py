@@ -8,11 +8,14 @@ engine has read anyway, and nothing else.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum
-from typing import Any
 
 from ..readers import MLX_WEIGHTS, NPZ_WEIGHTS, PEFT_BIN_WEIGHTS, PEFT_WEIGHTS, AdapterFiles
+from ..record import Record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the lint path
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class AdapterFormat(str, Enum):
@@ -29,13 +32,15 @@ class AdapterFormat(str, Enum):
         return self.value
 
 
-@dataclass(frozen=True)
-class Detection:
-    format: AdapterFormat
-    #: What decided it, in words, for --verbose and for the unknown-format finding.
-    evidence: str
-    #: For UNKNOWN: what would decide it.
-    decider: str = ""
+class Detection(Record):
+    __slots__ = ("format", "evidence", "decider")
+
+    def __init__(self, format: AdapterFormat, evidence: str, decider: str = "") -> None:
+        self.format = format
+        #: What decided it, in words, for --verbose and for the unknown-format finding.
+        self.evidence = evidence
+        #: For UNKNOWN: what would decide it.
+        self.decider = decider
 
 
 #: Keys mlx-vlm (0.6+) writes, and nothing else.

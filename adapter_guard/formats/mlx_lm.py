@@ -7,7 +7,6 @@ values to ``run_rules``, so most tests need no files at all.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from ..findings import Finding, Fix
 from ..infer import AdapterShape, ModuleShapes, infer_adapter, infer_num_layers, layer_path
@@ -15,6 +14,10 @@ from ..readers import MLX_WEIGHTS, AdapterFiles
 from ..registry import SAFE, UNSAFE
 from .conversions import reported_contradictions
 from .shared import Emitter, Inputs, is_int, is_number, names, pickle_rules, weights_shapes
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the lint path
+if TYPE_CHECKING:
+    from typing import Any
 
 FINE_TUNE_TYPES = ("lora", "dora", "full")
 WEIGHTS_NAME = MLX_WEIGHTS

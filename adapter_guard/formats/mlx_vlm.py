@@ -12,12 +12,14 @@ and no rule adds mlx-lm keys to either schema.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..infer import AdapterShape, infer_adapter
 from ..readers import MLX_WEIGHTS, AdapterFiles
 from .conversions import mlx_widths, reported_contradictions, transposed_rule
 from .shared import Emitter, base_width_rules, is_int, is_number, names, pickle_rules, weights_shapes
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the lint path
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def run_rules(config: dict[str, Any], files: AdapterFiles, emit: Emitter, base: dict[str, Any] | None) -> None:

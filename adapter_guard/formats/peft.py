@@ -12,13 +12,16 @@ import re
 import signal
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Iterator
 
 from ..findings import Fix
 from ..readers import PEFT_BIN_WEIGHTS, PEFT_WEIGHTS, MLX_WEIGHTS, AdapterFiles
+from ..record import MutableRecord
 from ..registry import SAFE
 from .shared import Emitter, ModuleWidths, base_width_rules, is_int, is_number, names, pickle_rules, weights_shapes
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the lint path
+if TYPE_CHECKING:
+    from typing import Any, Iterator
 
 #: Every key of a PEFT model's state dict starts here; PEFT strips it to find the module.
 PREFIX = "base_model.model."
@@ -37,15 +40,18 @@ _FACTOR_LEAVES = {
 _OTHER_PEFT_LEAVES = ("lora_B.bias", "base_layer.weight", "base_layer.bias", "token_adapter.trainable_tokens_delta")
 
 
-@dataclass
-class PeftModule:
+class PeftModule(MutableRecord):
     """One adapted module's tensors; ``name`` is PEFT's module name (no ``base_model.model.``)."""
 
-    name: str
-    a: tuple[int, ...] | None = None
-    b: tuple[int, ...] | None = None
-    magnitude: tuple[int, ...] | None = None
-    embedding: bool = False
+    __slots__ = ("name", "a", "b", "magnitude", "embedding")
+
+    def __init__(self, name: str, a: tuple[int, ...] | None = None, b: tuple[int, ...] | None = None,
+                 magnitude: tuple[int, ...] | None = None, embedding: bool = False) -> None:
+        self.name = name
+        self.a = a
+        self.b = b
+        self.magnitude = magnitude
+        self.embedding = embedding
 
     @property
     def rank(self) -> int | None:
@@ -55,13 +61,15 @@ class PeftModule:
         return self.a[0] if self.a[0] == self.b[1] and self.a[0] > 0 else None
 
 
-@dataclass
-class PeftTensors:
-    modules: dict[str, PeftModule]
-    #: Tensors under plain names (modules_to_save copies, biases, resized embeddings), name -> shape.
-    plain: dict[str, tuple[int, ...]]
-    #: LoRA-looking tensors PEFT cannot load under their name (no prefix, an unknown lora_ leaf).
-    strays: list[str]
+class PeftTensors(MutableRecord):
+    __slots__ = ("modules", "plain", "strays")
+
+    def __init__(self, modules: dict[str, PeftModule], plain: dict[str, tuple[int, ...]], strays: list[str]) -> None:
+        self.modules = modules
+        #: Tensors under plain names (modules_to_save copies, biases, resized embeddings), name -> shape.
+        self.plain = plain
+        #: LoRA-looking tensors PEFT cannot load under their name (no prefix, an unknown lora_ leaf).
+        self.strays = strays
 
 
 def split_tensors(shapes: dict[str, tuple[int, ...]]) -> PeftTensors:

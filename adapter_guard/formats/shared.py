@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
 
 from .. import jsondoc
 from ..findings import Finding, Fix, JsonPath
 from ..infer import AdapterShape
 from ..readers import AdapterFiles
+from ..record import MutableRecord, Record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the lint path
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Weight formats that can execute code or hold pickled objects when loaded.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".npz")
@@ -17,21 +20,25 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".npz")
 LIST_LIMIT = 5
 
 
-@dataclass
-class Inputs:
+class Inputs(MutableRecord):
     """Everything the config rules look at, already read from disk."""
 
-    config: dict[str, Any]
-    #: None when the weights could not be read (a finding already says why).
-    shape: AdapterShape | None
-    #: The base model's layer count, when a base config.json is known.
-    total_layers: int | None = None
-    #: Where that base config came from, named in every finding that uses it.
-    base_source: str | None = None
-    #: Why no base config was found, for the findings that needed one.
-    no_base_reason: str = ""
-    #: Per layer prefix, the modules mlx-lm's default key set wraps, from the base weights' headers.
-    base_modules: dict[str, frozenset[str]] | None = None
+    __slots__ = ("config", "shape", "total_layers", "base_source", "no_base_reason", "base_modules")
+
+    def __init__(self, config: dict[str, Any], shape: AdapterShape | None, total_layers: int | None = None,
+                 base_source: str | None = None, no_base_reason: str = "",
+                 base_modules: dict[str, frozenset[str]] | None = None) -> None:
+        self.config = config
+        #: None when the weights could not be read (a finding already says why).
+        self.shape = shape
+        #: The base model's layer count, when a base config.json is known.
+        self.total_layers = total_layers
+        #: Where that base config came from, named in every finding that uses it.
+        self.base_source = base_source
+        #: Why no base config was found, for the findings that needed one.
+        self.no_base_reason = no_base_reason
+        #: Per layer prefix, the modules mlx-lm's default key set wraps, from the base weights' headers.
+        self.base_modules = base_modules
 
 
 class Emitter:
@@ -141,14 +148,16 @@ def base_layer_count(config: dict[str, Any]) -> int | None:
 # -- widths against the base model ---------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ModuleWidths:
+class ModuleWidths(Record):
     """A module's input and output widths as its factors give them (each format reads its own axes)."""
 
-    name: str
-    width_in: int
-    width_out: int
-    embedding: bool = False
+    __slots__ = ("name", "width_in", "width_out", "embedding")
+
+    def __init__(self, name: str, width_in: int, width_out: int, embedding: bool = False) -> None:
+        self.name = name
+        self.width_in = width_in
+        self.width_out = width_out
+        self.embedding = embedding
 
 
 #: Projections that read the residual stream (input = hidden size) and write it (output = hidden size).
