@@ -387,6 +387,15 @@ def _default_wraps_without_tensors(shape: AdapterShape, inputs: Inputs) -> set[s
     return unwrapped
 
 
+def modules_outside_keys(shape: AdapterShape, keys: list[str]) -> list[str]:
+    """The adapter's modules that ``keys`` names neither by full path nor by layer-relative path."""
+    wanted = set(keys)
+    return [
+        m for m in shape.modules
+        if m not in wanted and (layer_path(m) is None or layer_path(m).relative not in wanted)
+    ]
+
+
 def _topology_rules(config: dict, shape: AdapterShape | None, emit: Emitter, inputs: Inputs) -> None:
     lora = config.get("lora_parameters")
     keys = lora.get("keys") if isinstance(lora, dict) else None
@@ -394,11 +403,7 @@ def _topology_rules(config: dict, shape: AdapterShape | None, emit: Emitter, inp
     if shape is None or not shape.modules:
         return
     if isinstance(keys, list) and all(isinstance(k, str) for k in keys):
-        wanted = set(keys)
-        missing = [
-            m for m in shape.modules
-            if m not in wanted and (layer_path(m) is None or layer_path(m).relative not in wanted)
-        ]
+        missing = modules_outside_keys(shape, keys)
         if missing:
             emit(
                 "AG402",

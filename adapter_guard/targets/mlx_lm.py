@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..findings import Fix
+from ..formats.mlx_lm import modules_outside_keys
 from ..infer import AdapterShape, infer_adapter, layer_path
 from ..readers import MLX_WEIGHTS, NPZ_WEIGHTS
 from ..registry import SAFE
@@ -270,11 +271,7 @@ def _ignored_tensors(ctx: Context) -> Iterator[Verdict]:
         outer = _names(shape.outer_keys, 3)
         dropped.append(f"the tensors of {outer} (outside the layers: wrapped only when keys name them)")
     if isinstance(keys, list) and all(isinstance(k, str) for k in keys):
-        wanted = set(keys)
-        missing = [
-            m for m in shape.modules
-            if m not in wanted and (layer_path(m) is None or layer_path(m).relative not in wanted)
-        ]
+        missing = modules_outside_keys(shape, keys)
         if missing:
             dropped.append(f"the tensors of {_names(missing, 3)} (not in lora_parameters.keys)")
     indices = shape.all_layer_indices
