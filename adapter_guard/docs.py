@@ -101,8 +101,11 @@ def targets_summary() -> str:
 
     rows = ["| target | runtime | newest release checked | loads | rules |", "| --- | --- | --- | --- | --- |"]
     for profile in PROFILES.values():
-        codes = ([profile.wrong_format] if profile.wrong_format else []) + list(profile.rules)
-        listed = ", ".join(f"[{r.code}](docs/targets.md#{profile.name.replace('.', '')})" for r in codes) or "none yet"
+        rows_ = ([profile.wrong_format] if profile.wrong_format else []) + list(profile.rules)
+        codes = sorted({r.code for r in rows_})
+        anchor = profile.name.replace(".", "")
+        span = f"{codes[0]}-{codes[-1]}" if len(codes) > 1 else "".join(codes)
+        listed = f"[{span}](docs/targets.md#{anchor}): {len(codes)} rules" if codes else "none yet"
         loads = ", ".join(f"`{f}`" for f in sorted(profile.loads))
         rows.append(f"| `{profile.name}` | {profile.display} | `{profile.latest}` | {loads} | {listed} |")
     return "\n".join(rows)
