@@ -101,8 +101,8 @@ def targets_summary() -> str:
 
     rows = ["| target | runtime | newest release checked | loads | rules |", "| --- | --- | --- | --- | --- |"]
     for profile in PROFILES.values():
-        rows_ = ([profile.wrong_format] if profile.wrong_format else []) + list(profile.rules)
-        codes = sorted({r.code for r in rows_})
+        entries = ([profile.wrong_format] if profile.wrong_format else []) + list(profile.rules)
+        codes = sorted({r.code for r in entries})
         anchor = profile.name.replace(".", "")
         span = f"{codes[0]}-{codes[-1]}" if len(codes) > 1 else "".join(codes)
         listed = f"[{span}](docs/targets.md#{anchor}): {len(codes)} rules" if codes else "none yet"
