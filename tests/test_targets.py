@@ -217,3 +217,14 @@ def test_weights_without_a_config_are_not_judged_by_any_target(toy, tmp_path):
     [result] = run(parse_settings([str(tmp_path), "--target", "toy@1"]))
     assert [f.code for f in result.findings] == ["AG007"]
     assert result.targets == {"toy@1": "n/a"}
+
+
+def test_the_pre_commit_path_takes_targets_from_pyproject(toy, repo, capsys, monkeypatch):
+    """pre-commit runs `adapter-guard FILE...` (the click-free entry): pyproject's targets still apply."""
+    from adapter_guard.entry import main as entry_main
+
+    (repo / "pyproject.toml").write_text('[tool.adapter-guard]\ntargets = ["toy@1"]\n')
+    monkeypatch.chdir(repo)
+    assert entry_main(["peft-clean/adapter_config.json"]) == 1
+    out = capsys.readouterr().out
+    assert "AG999 Toy 1: r=" in out and "target toy@1: 1 fail" in out
