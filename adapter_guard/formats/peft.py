@@ -137,7 +137,7 @@ class PatternTimeout(Exception):
 
 
 @contextmanager
-def _time_budget(seconds: float) -> Iterator[None]:
+def time_budget(seconds: float) -> Iterator[None]:
     """Raise PatternTimeout in the block once ``seconds`` have passed (where a timer can be set)."""
     if not (
         hasattr(signal, "setitimer")
@@ -169,7 +169,7 @@ def _time_budget(seconds: float) -> Iterator[None]:
                 continue
 
 
-def _config_match(pattern: str, name: str, shown: str, *, full: bool = False) -> bool:
+def config_match(pattern: str, name: str, shown: str, *, full: bool = False) -> bool:
     """``re.match`` (``re.fullmatch``) of a pattern built from the config. False when it does
     not compile (AG716 says so); a timeout names ``shown``, the config value it came from."""
     try:
@@ -205,13 +205,13 @@ def _config_patterns(config: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
 
 
 def _fullmatch(pattern: str, name: str, field_name: str) -> bool:
-    return _config_match(pattern, name, f"{field_name} {pattern!r}", full=True)
+    return config_match(pattern, name, f"{field_name} {pattern!r}", full=True)
 
 
 def pattern_key(patterns: dict[str, Any], name: str, field_name: str = "rank_pattern") -> str | None:
     """The first key of ``rank_pattern``/``alpha_pattern`` that matches module ``name``, in dict order."""
     for key in patterns:
-        if _config_match(rf"(.*\.)?({key})$", name, f"{field_name} key {key!r}"):
+        if config_match(rf"(.*\.)?({key})$", name, f"{field_name} key {key!r}"):
             return key
     return None
 
@@ -267,7 +267,7 @@ def _excluded(name: str, config: dict[str, Any]) -> str | None:
     saved = config.get("modules_to_save")
     if isinstance(saved, list):
         for m in saved:
-            if isinstance(m, str) and _config_match(rf"(^|.*\.){m}($|\..*)", name, f"modules_to_save entry {m!r}"):
+            if isinstance(m, str) and config_match(rf"(^|.*\.){m}($|\..*)", name, f"modules_to_save entry {m!r}"):
                 return "modules_to_save"
     return None
 
@@ -331,7 +331,7 @@ def run_rules(config: dict[str, Any], shapes: dict[str, tuple[int, ...]] | None,
     _peft_type_rule(config, emit)
     valid = _value_rules(config, emit)
     try:
-        with _time_budget(PATTERN_SECONDS):
+        with time_budget(PATTERN_SECONDS):
             valid -= _invalid_pattern_rule(config, emit)
             if shapes is None:
                 return
@@ -588,7 +588,7 @@ def _pattern_key_rules(config: dict[str, Any], modules: dict[str, PeftModule], e
         patterns = config.get(field_name) or {}
         unused = []
         for key in patterns:
-            if not any(_config_match(rf"(.*\.)?({key})$", n, f"{field_name} key {key!r}") for n in modules):
+            if not any(config_match(rf"(.*\.)?({key})$", n, f"{field_name} key {key!r}") for n in modules):
                 unused.append(key)
         if unused:
             emit(

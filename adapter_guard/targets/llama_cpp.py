@@ -21,7 +21,7 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-from ..formats.peft import PATTERN_SECONDS, PatternTimeout, _time_budget, pattern_key, split_tensors
+from ..formats.peft import PATTERN_SECONDS, PatternTimeout, time_budget, pattern_key, split_tensors
 from ..readers import PEFT_WEIGHTS
 from .model import Context, Profile, TargetRule, Verdict
 
@@ -167,7 +167,7 @@ def check_alpha_pattern(ctx: Context) -> Iterator[Verdict]:
     ranks = _ranks(ctx)
     if ranks:
         try:
-            with _time_budget(PATTERN_SECONDS):
+            with time_budget(PATTERN_SECONDS):
                 hit = {name: key for name in ranks if (key := pattern_key(patterns, name, "alpha_pattern")) in other}
         except PatternTimeout:
             return  # AG717 already says the patterns did not finish

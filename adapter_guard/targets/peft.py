@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..formats.peft import PATTERN_SECONDS, PatternTimeout, _config_match, _time_budget, pattern_key, split_tensors
+from ..formats.peft import PATTERN_SECONDS, PatternTimeout, config_match, time_budget, pattern_key, split_tensors
 from ..readers import PEFT_WEIGHTS
 from .model import Context, Profile, TargetRule, Verdict, Version, format_version, in_range, parse_version
 
@@ -201,7 +201,7 @@ def _ignored(ctx: Context) -> Iterator[Verdict]:
 def _old_key(patterns: list[str], name: str) -> str | None:
     """Before 0.15 (utils/other.py get_pattern_key, lora/model.py): the first key with ``.*\\.KEY$``."""
     for key in patterns:
-        if _config_match(rf".*\.{key}$", name, f"pattern key {key!r}"):
+        if config_match(rf".*\.{key}$", name, f"pattern key {key!r}"):
             return key
     return None
 
@@ -242,7 +242,7 @@ def _pattern_meaning(ctx: Context) -> Iterator[Verdict]:
     latest = parse_version(LATEST)
     refused, rescaled = [], []
     try:
-        with _time_budget(PATTERN_SECONDS):
+        with time_budget(PATTERN_SECONDS):
             for name, module in sorted(split_tensors(shapes).modules.items()):
                 rank = module.rank
                 r_now, alpha_now = pattern_values(ctx.config, name, latest)

@@ -34,7 +34,7 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-from ..formats.peft import PREFIX, PatternTimeout, _time_budget, pattern_key, split_tensors
+from ..formats.peft import PATTERN_SECONDS, PREFIX, PatternTimeout, pattern_key, split_tensors, time_budget
 from ..readers import PEFT_WEIGHTS
 from .model import Context, Profile, TargetRule, Verdict, Version
 
@@ -374,7 +374,7 @@ def check_patterns_ignored(ctx: Context) -> Iterator[Verdict]:
     else:
         changed = []
         try:
-            with _time_budget(2.0):
+            with time_budget(PATTERN_SECONDS):
                 for name in sorted(split_tensors(shapes).modules):
                     rank_key = pattern_key(rank_pattern, name)
                     alpha_key = pattern_key(alpha_pattern, name, "alpha_pattern")
